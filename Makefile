@@ -1,0 +1,34 @@
+# Bay: build, run, test, bench. See README.md.
+BIN      := $(CURDIR)/bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' | grep -E '^[0-9]+\.' || echo "")
+LDFLAGS  := $(if $(VERSION),-X github.com/bay-sandbox/bay/internal/version.Version=$(VERSION))
+GO       ?= go
+
+.PHONY: deps build run test vet bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/bay ./cmd/bay
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ship ./cmd/ship
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gull ./cmd/gull
+
+# Runs the gateway on the embedded default (local processes, no cluster).
+run: deps build
+	$(BIN)/bay serve $(ARGS)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+# The whole test suite: unit, golden, end-to-end on the embedded default, and
+# the real-Nomad integration tests when a nomad binary is on PATH.
+test: deps build vet
+	BAY_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 25m ./...
+
+bench: deps build
+	BAY_BIN_DIR=$(BIN) $(GO) run ./bench $(ARGS)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,135 @@
+// Package allocator defines how the gateway gets compute for a session: start
+// and stop the containers of a profile on a cargo, resolve their endpoints, and
+// learn when a container dies or comes back. Implementations: local (child
+// processes, the embedded default) and nomad.
+package allocator
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bay-sandbox/bay/profiles"
+)
+
+// Allocator runs sessions. Every method that waits takes a context.
+type Allocator interface {
+	// Start runs every container of req.Profile and returns once all of them
+	// answer /health. Any container failing to start rolls back the others
+	// (DESIGN rule 1) and the error wraps ErrStartFailed.
+	Start(ctx context.Context, req StartRequest) (*Session, error)
+	// Stop releases a session gracefully (SIGTERM first). Unknown ids are not
+	// an error: stop is idempotent.
+	Stop(ctx context.Context, sessionID string) error
+	// Destroy releases a session at once and purges what is left of it.
+	Destroy(ctx context.Context, sessionID string) error
+	// Resolve returns the current endpoint of one container of a live session.
+	// It fails with ErrSessionGone or ErrContainerDown.
+	Resolve(ctx context.Context, sessionID, container string) (Endpoint, error)
+	// List reports the sessions this allocator can see running, including
+	// ones started by an earlier gateway process (re-adoption, orphan GC).
+	List(ctx context.Context) ([]SessionInfo, error)
+	// CreateCargo makes the persistent workspace for a cargo id.
+	CreateCargo(ctx context.Context, spec CargoSpec) (Cargo, error)
+	// DeleteCargo removes a cargo's storage. Missing storage is not an error.
+	DeleteCargo(ctx context.Context, cargo Cargo) error
+	// Events delivers container and session health changes. There is one
+	// reader (the gateway); implementations buffer and must not drop events.
+	Events() <-chan Event
+	// Close stops every watcher; sessions of the local allocator are stopped,
+	// Nomad jobs are left running for re-adoption.
+	Close() error
+}
+
+// Sentinel errors the gateway maps to HTTP statuses.
+var (
+	ErrStartFailed   = errors.New("session start failed")
+	ErrSessionGone   = errors.New("session is gone")
+	ErrContainerDown = errors.New("container is down")
+	ErrCargoInUse    = errors.New("cargo is in use")
+)
+
+// StartRequest is everything needed to start a session.
+type StartRequest struct {
+	SandboxID string
+	SessionID string
+	Owner     string
+	Profile   *profiles.Profile
+	Cargo     Cargo
+}
+
+// CargoSpec describes a cargo to create.
+type CargoSpec struct {
+	ID          string
+	SizeLimitMB int
+}
+
+// Cargo is a created cargo as the allocator knows it. Backend is what the
+// API reports ("local_dir", "nomad_host_volume"); Locator is opaque to the
+// gateway (a directory, a volume id) and is persisted with the cargo.
+type Cargo struct {
+	ID      string
+	Backend string
+	Locator string
+}
+
+// Endpoint is where one container of a session is served.
+type Endpoint struct {
+	Container   string
+	RuntimeType string
+	// URL is the base URL of the runtime, e.g. "http://127.0.0.1:41234".
+	URL string
+}
+
+// Session is a started session.
+type Session struct {
+	ID        string
+	SandboxID string
+	Endpoints map[string]Endpoint // by container name
+}
+
+// SessionInfo is a running session as List sees it.
+type SessionInfo struct {
+	SandboxID string
+	SessionID string
+	Owner     string
+	Profile   string
+	CargoID   string
+	// Down names the containers currently not running.
+	Down []string
+}
+
+// EventKind says what happened.
+type EventKind int
+
+const (
+	// ContainerDown: a container of a running session died (session DEGRADED).
+	ContainerDown EventKind = iota + 1
+	// ContainerUp: a container that was down is healthy again; Endpoint is its
+	// (possibly new) address.
+	ContainerUp
+	// SessionGone: the session cannot come back (restarts exhausted,
+	// allocation lost, stopped outside Bay). The next call cold-starts.
+	SessionGone
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case ContainerDown:
+		return "container_down"
+	case ContainerUp:
+		return "container_up"
+	case SessionGone:
+		return "session_gone"
+	}
+	return "unknown"
+}
+
+// Event is a health change of a session.
+type Event struct {
+	Kind      EventKind
+	SandboxID string
+	SessionID string
+	Container string // empty for SessionGone
+	Reason    string
+	Endpoint  *Endpoint // set on ContainerUp
+}
