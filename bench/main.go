@@ -28,6 +28,7 @@ func main() {
 
 	suites := []suite{
 		// Each runtime/gateway area registers its suite here.
+		{"store", benchStore},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

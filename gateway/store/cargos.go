@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Cargo is a stored workspace. A managed cargo belongs to one sandbox
+// (ManagedBySandboxID) and is deleted with it; an external one is created
+// and deleted by the user.
+type Cargo struct {
+	ID, Owner          string
+	Managed            bool
+	ManagedBySandboxID string // "" for external
+	// Backend names the storage kind, Locator where the allocator put it.
+	Backend, Locator          string
+	SizeLimitMB               int
+	CreatedAt, LastAccessedAt time.Time
+}
+
+// CargoFilter selects a page of cargos. Owner "" lists every owner's.
+// Managed nil lists both kinds; the API default (external only) is &false.
+type CargoFilter struct {
+	Owner   string
+	Managed *bool
+	Limit   int
+	Cursor  string
+}
+
+const cargoCols = `id, owner, managed, managed_by_sandbox_id, backend, locator, size_limit_mb, created_at, last_accessed_at`
+
+func scanCargo(r scanner) (Cargo, error) {
+	var (
+		c                 Cargo
+		managed           int
+		created, accessed int64
+	)
+	if err := r.Scan(&c.ID, &c.Owner, &managed, &c.ManagedBySandboxID, &c.Backend, &c.Locator,
+		&c.SizeLimitMB, &created, &accessed); err != nil {
+		return Cargo{}, err
+	}
+	c.Managed = managed != 0
+	c.CreatedAt = fromMS(created)
+	c.LastAccessedAt = fromMS(accessed)
+	return c, nil
+}
+
+func (s *SQLite) queryCargos(ctx context.Context, q string, args ...any) ([]Cargo, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Cargo
+	for rows.Next() {
+		c, err := scanCargo(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func insertCargo(ctx context.Context, e execer, c Cargo) error {
+	_, err := e.ExecContext(ctx, `INSERT INTO cargos (`+cargoCols+`) VALUES (`+placeholders(9)+`)`,
+		c.ID, c.Owner, boolInt(c.Managed), c.ManagedBySandboxID, c.Backend, c.Locator, c.SizeLimitMB,
+		ms(c.CreatedAt), ms(c.LastAccessedAt))
+	return err
+}
+
+// CreateCargo inserts a cargo; ErrConflict if the id exists.
+func (s *SQLite) CreateCargo(ctx context.Context, c Cargo) error {
+	if c.ID == "" {
+		return errors.New("create cargo: empty id")
+	}
+	if err := insertCargo(ctx, s.w, c); err != nil {
+		return insertErr("cargo", c.ID, err)
+	}
+	return nil
+}
+
+// GetCargo returns one cargo; owner "" matches any owner, another owner's
+// cargo is ErrNotFound.
+func (s *SQLite) GetCargo(ctx context.Context, owner, id string) (Cargo, error) {
+	q := `SELECT ` + cargoCols + ` FROM cargos WHERE id = ?`
+	args := []any{id}
+	if owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, owner)
+	}
+	c, err := scanCargo(s.r.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Cargo{}, fmt.Errorf("get cargo %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Cargo{}, fmt.Errorf("get cargo %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListCargos returns one page of cargos, newest first, and the next cursor
+// ("" at the end).
+func (s *SQLite) ListCargos(ctx context.Context, f CargoFilter) ([]Cargo, string, error) {
+	limit := pageSize(f.Limit)
+	q := `SELECT ` + cargoCols + ` FROM cargos WHERE 1 = 1`
+	var args []any
+	if f.Owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, f.Owner)
+	}
+	if f.Managed != nil {
+		q += ` AND managed = ?`
+		args = append(args, boolInt(*f.Managed))
+	}
+	if f.Cursor != "" {
+		k, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("list cargos: %w", err)
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, k.createdMS, k.id)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+	out, err := s.queryCargos(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list cargos: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeCursor(cursorKey{createdMS: ms(last.CreatedAt), id: last.ID})
+	}
+	return out, next, nil
+}
+
+// DeleteCargo removes a cargo row; deleting a missing one is not an error.
+func (s *SQLite) DeleteCargo(ctx context.Context, id string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM cargos WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete cargo %s: %w", id, err)
+	}
+	return nil
+}
+
+// TouchCargo records an access at t. ErrNotFound if the cargo is gone.
+func (s *SQLite) TouchCargo(ctx context.Context, id string, t time.Time) error {
+	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE cargos SET last_accessed_at = ? WHERE id = ?`, ms(t), id)); err != nil {
+		return fmt.Errorf("touch cargo %s: %w", id, err)
+	}
+	return nil
+}
+
+// SandboxesUsingCargo returns the ids of the sandboxes (warm included) that
+// mount cargoID, sorted.
+func (s *SQLite) SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM sandboxes WHERE cargo_id = ? ORDER BY id`, cargoID)
+	if err != nil {
+		return nil, fmt.Errorf("sandboxes using cargo %s: %w", cargoID, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sandboxes using cargo %s: %w", cargoID, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sandboxes using cargo %s: %w", cargoID, err)
+	}
+	return ids, nil
+}
+
+// ListOrphanCargos returns managed cargos whose sandbox no longer exists.
+// A managed cargo recorded before its sandbox (CreateCargo, then
+// CreateSandbox) shows up here between the two inserts: a GC should use
+// ListOrphanCargosBefore with a grace period, or the creator
+// CreateSandboxWithCargo.
+func (s *SQLite) ListOrphanCargos(ctx context.Context) ([]Cargo, error) {
+	return s.listOrphans(ctx, nil)
+}
+
+// ListOrphanCargosBefore is ListOrphanCargos limited to cargos created
+// before the given time, so a sandbox being created right now keeps its
+// cargo.
+func (s *SQLite) ListOrphanCargosBefore(ctx context.Context, before time.Time) ([]Cargo, error) {
+	return s.listOrphans(ctx, &before)
+}
+
+func (s *SQLite) listOrphans(ctx context.Context, before *time.Time) ([]Cargo, error) {
+	q := `SELECT ` + cargoCols + ` FROM cargos c
+		WHERE c.managed = 1 AND NOT EXISTS (SELECT 1 FROM sandboxes s WHERE s.id = c.managed_by_sandbox_id)`
+	var args []any
+	if before != nil {
+		q += ` AND c.created_at < ?`
+		args = append(args, ms(*before))
+	}
+	out, err := s.queryCargos(ctx, q+` ORDER BY c.created_at, c.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list orphan cargos: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// defaultPageSize applies when a filter's Limit is zero or negative.
+const defaultPageSize = 50
+
+// cursorKey is the position of the last row of a page in a newest-first
+// keyset order: (created_at DESC, id DESC). The next page holds the rows
+// strictly after it, so rows inserted meanwhile cannot shift or repeat it.
+type cursorKey struct {
+	createdMS int64
+	id        string
+}
+
+// cursorPrefix versions the opaque format so it can change later without
+// misreading old cursors.
+const cursorPrefix = "v1:"
+
+func encodeCursor(k cursorKey) string {
+	raw := cursorPrefix + strconv.FormatInt(k.createdMS, 10) + ":" + k.id
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(c string) (cursorKey, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return cursorKey{}, fmt.Errorf("%w: not base64", ErrInvalidCursor)
+	}
+	rest, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if !ok {
+		return cursorKey{}, fmt.Errorf("%w: unknown format", ErrInvalidCursor)
+	}
+	ts, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return cursorKey{}, fmt.Errorf("%w: malformed", ErrInvalidCursor)
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return cursorKey{}, fmt.Errorf("%w: malformed time", ErrInvalidCursor)
+	}
+	return cursorKey{createdMS: n, id: id}, nil
+}
+
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return defaultPageSize
+	}
+	return limit
+}

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Execution is one history entry: a capability call on a sandbox.
+type Execution struct {
+	ID, SandboxID, Owner string
+	// SessionID is "" when unknown (null in the API).
+	SessionID string
+	// ExecType is python, shell, browser or browser_batch.
+	ExecType        string
+	Code            string
+	Success         bool
+	ExecutionTimeMS int64
+	// Nil pointers are nulls; an empty string is stored as given.
+	Output, Error, PayloadRef, Description, Tags, Notes *string
+	CreatedAt                                           time.Time
+}
+
+// ExecutionFilter selects history entries. Owner and SandboxID "" match
+// any; Tags match when the stored tags contain any of them, case-insensitive
+// (empty strings are ignored). Limit <= 0 means 100.
+type ExecutionFilter struct {
+	Owner, SandboxID                      string
+	ExecType                              string
+	SuccessOnly, HasNotes, HasDescription bool
+	Tags                                  []string
+	Limit, Offset                         int
+}
+
+// ExecutionPatch changes the user-editable fields; nil leaves a field
+// unchanged.
+type ExecutionPatch struct {
+	Description, Tags, Notes *string
+}
+
+const defaultHistoryPage = 100
+
+const executionCols = `id, sandbox_id, owner, session_id, exec_type, code, success, execution_time_ms,
+	output, error, payload_ref, description, tags, notes, created_at`
+
+func scanExecution(r scanner) (Execution, error) {
+	var (
+		e                                        Execution
+		success                                  int
+		created                                  int64
+		output, errS, payload, desc, tags, notes sql.NullString
+	)
+	if err := r.Scan(&e.ID, &e.SandboxID, &e.Owner, &e.SessionID, &e.ExecType, &e.Code, &success,
+		&e.ExecutionTimeMS, &output, &errS, &payload, &desc, &tags, &notes, &created); err != nil {
+		return Execution{}, err
+	}
+	e.Success = success != 0
+	e.Output, e.Error, e.PayloadRef = fromNullStr(output), fromNullStr(errS), fromNullStr(payload)
+	e.Description, e.Tags, e.Notes = fromNullStr(desc), fromNullStr(tags), fromNullStr(notes)
+	e.CreatedAt = fromMS(created)
+	return e, nil
+}
+
+// CreateExecution records a history entry; ErrConflict if the id exists.
+func (s *SQLite) CreateExecution(ctx context.Context, e Execution) error {
+	if e.ID == "" {
+		return errors.New("create execution: empty id")
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO executions (`+executionCols+`) VALUES (`+placeholders(15)+`)`,
+		e.ID, e.SandboxID, e.Owner, e.SessionID, e.ExecType, e.Code, boolInt(e.Success), e.ExecutionTimeMS,
+		nullStr(e.Output), nullStr(e.Error), nullStr(e.PayloadRef), nullStr(e.Description), nullStr(e.Tags),
+		nullStr(e.Notes), ms(e.CreatedAt))
+	if err != nil {
+		return insertErr("execution", e.ID, err)
+	}
+	return nil
+}
+
+// execScope builds the WHERE clause shared by single-entry reads.
+func execScope(owner, sandboxID string) (string, []any) {
+	w := ``
+	var args []any
+	if owner != "" {
+		w += ` AND owner = ?`
+		args = append(args, owner)
+	}
+	if sandboxID != "" {
+		w += ` AND sandbox_id = ?`
+		args = append(args, sandboxID)
+	}
+	return w, args
+}
+
+// GetExecution returns one entry of a sandbox. owner or sandboxID "" match
+// any; a mismatch is ErrNotFound.
+func (s *SQLite) GetExecution(ctx context.Context, owner, sandboxID, id string) (Execution, error) {
+	w, args := execScope(owner, sandboxID)
+	e, err := scanExecution(s.r.QueryRowContext(ctx,
+		`SELECT `+executionCols+` FROM executions WHERE id = ?`+w, append([]any{id}, args...)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Execution{}, fmt.Errorf("get execution %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Execution{}, fmt.Errorf("get execution %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// ListExecutions returns a page of entries, newest first, and how many match
+// the filter regardless of Limit and Offset.
+func (s *SQLite) ListExecutions(ctx context.Context, f ExecutionFilter) ([]Execution, int, error) {
+	w, args := execScope(f.Owner, f.SandboxID)
+	if f.ExecType != "" {
+		w += ` AND exec_type = ?`
+		args = append(args, f.ExecType)
+	}
+	if f.SuccessOnly {
+		w += ` AND success = 1`
+	}
+	if f.HasNotes {
+		w += ` AND notes IS NOT NULL AND notes != ''`
+	}
+	if f.HasDescription {
+		w += ` AND description IS NOT NULL AND description != ''`
+	}
+	var tagTerms []string
+	for _, t := range f.Tags {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		// instr, not LIKE: a tag may contain % or _.
+		tagTerms = append(tagTerms, `instr(lower(tags), ?) > 0`)
+		args = append(args, strings.ToLower(t))
+	}
+	if len(tagTerms) > 0 {
+		w += ` AND tags IS NOT NULL AND (` + strings.Join(tagTerms, ` OR `) + `)`
+	}
+
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM executions WHERE 1 = 1`+w, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count executions: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultHistoryPage
+	}
+	offset := max(f.Offset, 0)
+	// rowid breaks ties between entries of the same millisecond in
+	// insertion order.
+	rows, err := s.r.QueryContext(ctx, `SELECT `+executionCols+` FROM executions WHERE 1 = 1`+w+
+		` ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list executions: %w", err)
+	}
+	defer rows.Close()
+	out := []Execution{}
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list executions: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list executions: %w", err)
+	}
+	return out, total, nil
+}
+
+// LastExecution returns the newest entry of a sandbox, of execType ("" =
+// any). ErrNotFound when there is none.
+func (s *SQLite) LastExecution(ctx context.Context, owner, sandboxID, execType string) (Execution, error) {
+	w, args := execScope(owner, sandboxID)
+	if execType != "" {
+		w += ` AND exec_type = ?`
+		args = append(args, execType)
+	}
+	e, err := scanExecution(s.r.QueryRowContext(ctx, `SELECT `+executionCols+` FROM executions WHERE 1 = 1`+w+
+		` ORDER BY created_at DESC, rowid DESC LIMIT 1`, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, ErrNotFound)
+	}
+	if err != nil {
+		return Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, err)
+	}
+	return e, nil
+}
+
+// UpdateExecution applies p to one entry and returns the updated entry.
+// ErrNotFound if it does not exist or is out of the owner/sandbox scope.
+func (s *SQLite) UpdateExecution(ctx context.Context, owner, sandboxID, id string, p ExecutionPatch) (Execution, error) {
+	w, args := execScope(owner, sandboxID)
+	// CASE keeps a column whose patch field is nil; a bound NULL flag
+	// cannot be told apart from "set to null" otherwise.
+	q := `UPDATE executions SET
+		description = CASE WHEN ? THEN ? ELSE description END,
+		tags        = CASE WHEN ? THEN ? ELSE tags END,
+		notes       = CASE WHEN ? THEN ? ELSE notes END
+		WHERE id = ?` + w + ` RETURNING ` + executionCols
+	all := []any{
+		p.Description != nil, nullStr(p.Description),
+		p.Tags != nil, nullStr(p.Tags),
+		p.Notes != nil, nullStr(p.Notes),
+		id,
+	}
+	e, err := scanExecution(s.w.QueryRowContext(ctx, q, append(all, args...)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Execution{}, fmt.Errorf("update execution %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Execution{}, fmt.Errorf("update execution %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// DeleteExecutions removes a sandbox's whole history.
+func (s *SQLite) DeleteExecutions(ctx context.Context, sandboxID string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM executions WHERE sandbox_id = ?`, sandboxID); err != nil {
+		return fmt.Errorf("delete executions of sandbox %s: %w", sandboxID, err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once, forward only. Never edit or
+// reorder a released entry: append a new one. Version = index + 1.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE sandboxes (
+	id              TEXT PRIMARY KEY,
+	owner           TEXT NOT NULL,
+	profile_id      TEXT NOT NULL,
+	cargo_id        TEXT NOT NULL DEFAULT '',
+	session_id      TEXT NOT NULL DEFAULT '',
+	ttl_seconds     INTEGER NOT NULL DEFAULT 0,
+	created_at      INTEGER NOT NULL,
+	expires_at      INTEGER,
+	idle_expires_at INTEGER,
+	warm            INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sandboxes_owner_created ON sandboxes(owner, created_at, id) WHERE warm = 0;
+CREATE INDEX sandboxes_created ON sandboxes(created_at, id) WHERE warm = 0;
+-- Also serves ListWithSession: a scan of it visits only rows with a session.
+CREATE INDEX sandboxes_idle ON sandboxes(idle_expires_at) WHERE session_id != '';
+CREATE INDEX sandboxes_expires ON sandboxes(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX sandboxes_warm ON sandboxes(profile_id, created_at, id) WHERE warm = 1;
+CREATE INDEX sandboxes_cargo ON sandboxes(cargo_id);
+
+CREATE TABLE cargos (
+	id                    TEXT PRIMARY KEY,
+	owner                 TEXT NOT NULL,
+	managed               INTEGER NOT NULL DEFAULT 0,
+	managed_by_sandbox_id TEXT NOT NULL DEFAULT '',
+	backend               TEXT NOT NULL DEFAULT '',
+	locator               TEXT NOT NULL DEFAULT '',
+	size_limit_mb         INTEGER NOT NULL DEFAULT 0,
+	created_at            INTEGER NOT NULL,
+	last_accessed_at      INTEGER NOT NULL
+);
+CREATE INDEX cargos_owner_managed_created ON cargos(owner, managed, created_at, id);
+CREATE INDEX cargos_owner_created ON cargos(owner, created_at, id);
+CREATE INDEX cargos_managed_by ON cargos(managed_by_sandbox_id) WHERE managed = 1;
+
+CREATE TABLE executions (
+	id                TEXT PRIMARY KEY,
+	sandbox_id        TEXT NOT NULL,
+	owner             TEXT NOT NULL,
+	session_id        TEXT NOT NULL DEFAULT '',
+	exec_type         TEXT NOT NULL,
+	code              TEXT NOT NULL DEFAULT '',
+	success           INTEGER NOT NULL DEFAULT 0,
+	execution_time_ms INTEGER NOT NULL DEFAULT 0,
+	output            TEXT,
+	error             TEXT,
+	payload_ref       TEXT,
+	description       TEXT,
+	tags              TEXT,
+	notes             TEXT,
+	created_at        INTEGER NOT NULL
+);
+CREATE INDEX executions_sandbox_created ON executions(sandbox_id, created_at);
+CREATE INDEX executions_owner ON executions(owner);
+
+CREATE TABLE blobs (
+	id         TEXT PRIMARY KEY,
+	owner      TEXT NOT NULL,
+	kind       TEXT NOT NULL DEFAULT '',
+	data       BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE idempotency (
+	owner       TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	pending     INTEGER NOT NULL,
+	status      INTEGER NOT NULL DEFAULT 0,
+	body        BLOB,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	PRIMARY KEY (owner, key)
+);
+CREATE INDEX idempotency_expires ON idempotency(expires_at);
+
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`,
+}
+
+// migrate creates schema_migrations and applies the missing migrations, each
+// in its own IMMEDIATE transaction so two processes opening one file at once
+// cannot both apply the same step.
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var cur sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
+				return err
+			}
+			if cur.Int64 > int64(len(migrations)) {
+				return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", cur.Int64, len(migrations))
+			}
+			if cur.Int64 >= int64(version) {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				version, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sandbox is the stored fact of a sandbox. Its status is not here: the
+// gateway derives it from SessionID and the live session.
+type Sandbox struct {
+	ID, Owner, ProfileID, CargoID string
+	// SessionID is the current session, "" for none.
+	SessionID string
+	// TTLSeconds is the requested lifetime, 0 for no expiry.
+	TTLSeconds    int64
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+	IdleExpiresAt *time.Time
+	// Warm marks an unclaimed warm-pool member: never listed to users, never
+	// idle-reaped.
+	Warm bool
+}
+
+// SandboxFilter selects a page of a user's sandboxes. Owner "" lists every
+// owner's (operator use).
+type SandboxFilter struct {
+	Owner  string
+	Limit  int
+	Cursor string
+}
+
+const sandboxCols = `id, owner, profile_id, cargo_id, session_id, ttl_seconds, created_at, expires_at, idle_expires_at, warm`
+
+// The GC's queries; TestQueryPlans checks each stays on its partial index.
+// Each WHERE repeats its index's condition so the planner may use it.
+const (
+	qIdleExpired = `SELECT ` + sandboxCols + ` FROM sandboxes
+		WHERE session_id != '' AND idle_expires_at < ? AND warm = 0 ORDER BY idle_expires_at`
+	qExpired = `SELECT ` + sandboxCols + ` FROM sandboxes
+		WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at`
+	qWithSession = `SELECT ` + sandboxCols + ` FROM sandboxes WHERE session_id != '' ORDER BY created_at, id`
+	qWarmPick    = `SELECT id FROM sandboxes WHERE warm = 1 AND profile_id = ? ORDER BY created_at, id LIMIT 1`
+)
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSandbox(r scanner) (Sandbox, error) {
+	var (
+		sb           Sandbox
+		created      int64
+		expires, idl sql.NullInt64
+		warm         int
+	)
+	if err := r.Scan(&sb.ID, &sb.Owner, &sb.ProfileID, &sb.CargoID, &sb.SessionID, &sb.TTLSeconds,
+		&created, &expires, &idl, &warm); err != nil {
+		return Sandbox{}, err
+	}
+	sb.CreatedAt = fromMS(created)
+	sb.ExpiresAt = fromNullMS(expires)
+	sb.IdleExpiresAt = fromNullMS(idl)
+	sb.Warm = warm != 0
+	return sb, nil
+}
+
+// querySandboxes runs a read returning whole sandbox rows.
+func (s *SQLite) querySandboxes(ctx context.Context, q string, args ...any) ([]Sandbox, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Sandbox
+	for rows.Next() {
+		sb, err := scanSandbox(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sb)
+	}
+	return out, rows.Err()
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertSandbox(ctx context.Context, e execer, sb Sandbox) error {
+	_, err := e.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`) VALUES (`+placeholders(10)+`)`,
+		sb.ID, sb.Owner, sb.ProfileID, sb.CargoID, sb.SessionID, sb.TTLSeconds,
+		ms(sb.CreatedAt), msPtr(sb.ExpiresAt), msPtr(sb.IdleExpiresAt), boolInt(sb.Warm))
+	return err
+}
+
+// CreateSandbox inserts a sandbox; ErrConflict if the id exists.
+func (s *SQLite) CreateSandbox(ctx context.Context, sb Sandbox) error {
+	if sb.ID == "" {
+		return errors.New("create sandbox: empty id")
+	}
+	if err := insertSandbox(ctx, s.w, sb); err != nil {
+		return insertErr("sandbox", sb.ID, err)
+	}
+	return nil
+}
+
+// CreateSandboxWithCargo inserts a sandbox and its managed cargo in one
+// transaction, so the orphan-cargo GC never sees the cargo without its
+// sandbox. ErrConflict if either id exists (then neither is stored).
+func (s *SQLite) CreateSandboxWithCargo(ctx context.Context, sb Sandbox, c Cargo) error {
+	if sb.ID == "" || c.ID == "" {
+		return errors.New("create sandbox with cargo: empty id")
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := insertCargo(ctx, tx, c); err != nil {
+			return err
+		}
+		return insertSandbox(ctx, tx, sb)
+	})
+	if err != nil {
+		return insertErr("sandbox with cargo", sb.ID, err)
+	}
+	return nil
+}
+
+// GetSandbox returns one sandbox. owner "" matches any owner (internal use);
+// a sandbox of another owner is ErrNotFound.
+func (s *SQLite) GetSandbox(ctx context.Context, owner, id string) (Sandbox, error) {
+	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE id = ?`
+	args := []any{id}
+	if owner != "" {
+		q += ` AND owner = ? AND warm = 0`
+		args = append(args, owner)
+	}
+	sb, err := scanSandbox(s.r.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, err)
+	}
+	return sb, nil
+}
+
+// ListSandboxes returns one page of non-warm sandboxes, newest first
+// (created_at DESC, id DESC), and the cursor of the next page ("" at the
+// end). A cursor this store did not produce is an error wrapping
+// ErrInvalidCursor.
+func (s *SQLite) ListSandboxes(ctx context.Context, f SandboxFilter) ([]Sandbox, string, error) {
+	limit := pageSize(f.Limit)
+	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE warm = 0`
+	var args []any
+	if f.Owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, f.Owner)
+	}
+	if f.Cursor != "" {
+		k, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("list sandboxes: %w", err)
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, k.createdMS, k.id)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+	out, err := s.querySandboxes(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list sandboxes: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeCursor(cursorKey{createdMS: ms(last.CreatedAt), id: last.ID})
+	}
+	return out, next, nil
+}
+
+// CountSandboxes counts an owner's non-warm sandboxes ("" = all owners).
+func (s *SQLite) CountSandboxes(ctx context.Context, owner string) (int, error) {
+	q := `SELECT COUNT(*) FROM sandboxes WHERE warm = 0`
+	var args []any
+	if owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, owner)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sandboxes: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteSandbox removes a sandbox row; deleting a missing one is not an error.
+func (s *SQLite) DeleteSandbox(ctx context.Context, id string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetSession records the sandbox's current session ("" clears it).
+// ErrNotFound if the sandbox is gone.
+func (s *SQLite) SetSession(ctx context.Context, id, sessionID string) error {
+	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET session_id = ? WHERE id = ?`, sessionID, id)); err != nil {
+		return fmt.Errorf("set session of sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetIdleExpiry sets (nil clears) the idle deadline. ErrNotFound if the
+// sandbox is gone.
+func (s *SQLite) SetIdleExpiry(ctx context.Context, id string, t *time.Time) error {
+	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?`, msPtr(t), id)); err != nil {
+		return fmt.Errorf("set idle expiry of sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetExpiry sets (nil clears) the TTL deadline. ErrNotFound if the sandbox
+// is gone.
+func (s *SQLite) SetExpiry(ctx context.Context, id string, t *time.Time) error {
+	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET expires_at = ? WHERE id = ?`, msPtr(t), id)); err != nil {
+		return fmt.Errorf("set expiry of sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClaimWarm hands the oldest warm sandbox of profileID to owner: it stops
+// being warm, takes the owner, creation time now and the TTL, and its managed
+// cargo changes owner too. ok=false when the pool of that profile is empty.
+// The pick and the update are one statement inside one IMMEDIATE
+// transaction, so concurrent claims (in this or another process) never get
+// the same row.
+func (s *SQLite) ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (Sandbox, bool, error) {
+	var sb Sandbox
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		sb, err = scanSandbox(tx.QueryRowContext(ctx, `UPDATE sandboxes
+			SET warm = 0, owner = ?, created_at = ?, ttl_seconds = ?, expires_at = ?
+			WHERE warm = 1 AND id = (
+				`+qWarmPick+`)
+			RETURNING `+sandboxCols,
+			owner, ms(now), ttlSeconds, msPtr(expiresAt), profileID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE cargos SET owner = ?
+			WHERE managed = 1 AND managed_by_sandbox_id = ?`, owner, sb.ID)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Sandbox{}, false, nil
+	}
+	if err != nil {
+		return Sandbox{}, false, fmt.Errorf("claim warm sandbox of profile %s: %w", profileID, err)
+	}
+	return sb, true, nil
+}
+
+// ListWarm returns the unclaimed warm sandboxes of a profile ("" = all),
+// oldest first.
+func (s *SQLite) ListWarm(ctx context.Context, profileID string) ([]Sandbox, error) {
+	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE warm = 1`
+	var args []any
+	if profileID != "" {
+		q += ` AND profile_id = ?`
+		args = append(args, profileID)
+	}
+	q += ` ORDER BY created_at, id`
+	out, err := s.querySandboxes(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list warm sandboxes: %w", err)
+	}
+	return out, nil
+}
+
+// ListIdleExpired returns non-warm sandboxes with a session whose idle
+// deadline is before now.
+func (s *SQLite) ListIdleExpired(ctx context.Context, now time.Time) ([]Sandbox, error) {
+	out, err := s.querySandboxes(ctx, qIdleExpired, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("list idle-expired sandboxes: %w", err)
+	}
+	return out, nil
+}
+
+// ListExpired returns sandboxes (warm included) whose TTL deadline is before
+// now.
+func (s *SQLite) ListExpired(ctx context.Context, now time.Time) ([]Sandbox, error) {
+	out, err := s.querySandboxes(ctx, qExpired, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("list expired sandboxes: %w", err)
+	}
+	return out, nil
+}
+
+// ListWithSession returns every sandbox (warm included) that records a
+// session, for re-adopting sessions after a restart.
+func (s *SQLite) ListWithSession(ctx context.Context) ([]Sandbox, error) {
+	out, err := s.querySandboxes(ctx, qWithSession)
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes with session: %w", err)
+	}
+	return out, nil
+}
