@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/bay-sandbox/bay/allocator"
+	"github.com/bay-sandbox/bay/allocator/local"
+	"github.com/bay-sandbox/bay/config"
+	"github.com/bay-sandbox/bay/gateway"
+	"github.com/bay-sandbox/bay/gateway/gc"
+	"github.com/bay-sandbox/bay/gateway/service"
+	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/gateway/warmpool"
+	"github.com/bay-sandbox/bay/internal/version"
+)
+
+// serveFlags are the command-line overrides, applied after file and env.
+type serveFlags struct {
+	config, dataDir, bind, logLevel, allocator string
+	port                                       int
+	anonymous                                  bool
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.config, "config", os.Getenv("BAY_CONFIG"), "path to bay.hcl (or .json)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides the config)")
+	fs.StringVar(&f.bind, "bind", "", "listen address (overrides the config)")
+	fs.IntVar(&f.port, "port", 0, "listen port (overrides the config; 0 keeps it)")
+	fs.StringVar(&f.logLevel, "log-level", "", "trace|debug|info|warn|error")
+	fs.StringVar(&f.allocator, "allocator", "", "local|nomad (overrides the config)")
+	fs.BoolVar(&f.anonymous, "allow-anonymous", false, "accept requests without an API key (owner from X-Owner)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return err
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "data-dir":
+			cfg.DataDir = f.dataDir
+		case "bind":
+			cfg.BindAddr = f.bind
+		case "port":
+			cfg.Port = f.port
+		case "log-level":
+			cfg.LogLevel = f.logLevel
+		case "allocator":
+			cfg.Allocator = f.allocator
+		case "allow-anonymous":
+			cfg.Auth.AllowAnonymous = f.anonymous
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{
+		Name: "bay", Level: hclog.LevelFromString(cfg.LogLevel), Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00",
+	})
+	return runGateway(ctx, cfg, log, stdout)
+}
+
+func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolve data dir: %w", err)
+	}
+	st, err := store.Open(ctx, filepath.Join(dataDir, "bay.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	alloc, err := newAllocator(cfg, dataDir, log)
+	if err != nil {
+		return err
+	}
+	// Closing the allocator last stops local sessions (Nomad jobs stay for
+	// re-adoption by the next gateway).
+	defer alloc.Close()
+
+	svc := service.New(service.Config{StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout}, st, alloc, cfg.Profiles, log)
+	orphans, err := svc.Reconcile(ctx)
+	if err != nil {
+		log.Warn("reconcile sessions", "error", err)
+	} else if len(orphans) > 0 {
+		log.Info("sessions without a sandbox found; the orphan_session gc task will remove them", "count", len(orphans))
+	}
+
+	hashes, generated, err := gateway.Credentials(ctx, st, dataDir, cfg.Auth.APIKeys, cfg.Auth.AllowAnonymous)
+	if err != nil {
+		return fmt.Errorf("set up credentials: %w", err)
+	}
+	srv := gateway.New(gateway.Config{
+		APIKeyHashes: hashes, AllowAnonymous: cfg.Auth.AllowAnonymous,
+		MaxSandboxesPerOwner: cfg.Server.MaxSandboxesPerOwner, IdempotencyTTL: cfg.Idempotency.TTL,
+	}, st, svc, alloc, cfg.Profiles, log)
+
+	collector := gc.New(gc.Config{
+		Enabled: cfg.GC.Enabled, Interval: cfg.GC.Interval, InstanceID: cfg.InstanceID,
+		Tasks: map[string]bool{
+			gc.TaskIdleSession: cfg.GC.IdleSession, gc.TaskExpiredSandbox: cfg.GC.ExpiredSandbox,
+			gc.TaskOrphanCargo: cfg.GC.OrphanCargo, gc.TaskOrphanSession: cfg.GC.OrphanSession,
+		},
+	}, st, svc, alloc, log)
+	srv.SetGC(collector)
+
+	pool := warmpool.New(cfg.Profiles.All(), st, svc, log)
+	if cfg.WarmPool.Enabled && pool.Enabled() {
+		srv.SetWarmPool(pool)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "bay %s listening on %s (allocator: %s, data: %s)\n", version.String(), url, cfg.Allocator, dataDir)
+	switch {
+	case generated != "":
+		fmt.Fprintf(stdout, "generated API key (shown once, also in %s): %s\n", filepath.Join(dataDir, "credentials.json"), generated)
+	case cfg.Auth.AllowAnonymous && len(hashes) == 0:
+		fmt.Fprintln(stdout, "anonymous mode: no API key needed (owner from X-Owner)")
+	case len(cfg.Auth.APIKeys) == 0:
+		fmt.Fprintf(stdout, "API key: see %s\n", filepath.Join(dataDir, "credentials.json"))
+	}
+
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, fn := range []func(context.Context){svc.Run, collector.Run} {
+		wg.Add(1)
+		go func(fn func(context.Context)) { defer wg.Done(); fn(bg) }(fn)
+	}
+	if cfg.WarmPool.Enabled && pool.Enabled() {
+		wg.Add(1)
+		go func() { defer wg.Done(); pool.Run(bg) }()
+	}
+
+	serveErr := srv.Serve(ctx, ln)
+	log.Info("shutting down")
+	stopBG()
+	wg.Wait()
+	if cfg.WarmPool.Enabled && pool.Enabled() {
+		drainCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		pool.Drain(drainCtx)
+		cancel()
+	}
+	svc.Wait()
+	return serveErr
+}
+
+func startTimeout(cfg *config.Config) time.Duration {
+	if cfg.Allocator == config.AllocatorNomad && cfg.Nomad.StartTimeout > 0 {
+		return cfg.Nomad.StartTimeout + 10*time.Second
+	}
+	return 2 * time.Minute
+}
+
+func newAllocator(cfg *config.Config, dataDir string, log hclog.Logger) (allocator.Allocator, error) {
+	bins, err := runtimeBinaries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	env := runtimeEnv(cfg)
+	switch cfg.Allocator {
+	case config.AllocatorNomad:
+		return newNomadAllocator(cfg, bins, env, log)
+	default:
+		extra := map[string][]string{}
+		for rt, kv := range env {
+			for k, v := range kv {
+				extra[rt] = append(extra[rt], k+"="+v)
+			}
+		}
+		a, err := local.New(local.Config{
+			DataDir: dataDir, Binaries: bins, ExtraEnv: extra, GracePeriod: cfg.Local.GracePeriod,
+		}, log.Named("local"))
+		if err != nil {
+			return nil, fmt.Errorf("start local allocator: %w", err)
+		}
+		return a, nil
+	}
+}
+
+// runtimeBinaries finds ship and gull: the config, then beside bay, then PATH.
+func runtimeBinaries(cfg *config.Config) (map[string]string, error) {
+	self, _ := os.Executable()
+	find := func(configured, name string) (string, error) {
+		if configured != "" {
+			return configured, nil
+		}
+		if self != "" {
+			p := filepath.Join(filepath.Dir(self), name)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return filepath.Abs(p)
+		}
+		return "", fmt.Errorf("runtime binary %q not found beside bay or on PATH (set runtimes { %s = ... })", name, name)
+	}
+	var errs []error
+	out := map[string]string{}
+	for name, configured := range map[string]string{"ship": cfg.Runtimes.Ship, "gull": cfg.Runtimes.Gull} {
+		p, err := find(configured, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = p
+	}
+	// With Nomad, binaries are paths on the client nodes: not finding them
+	// here is not an error when every profile uses docker images.
+	if len(errs) > 0 && cfg.Allocator != config.AllocatorNomad {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// runtimeEnv is the extra environment each runtime type needs.
+func runtimeEnv(cfg *config.Config) map[string]map[string]string {
+	ship := map[string]string{}
+	if cfg.Runtimes.Python != "" {
+		ship["BAY_PYTHON"] = cfg.Runtimes.Python
+	}
+	gull := map[string]string{}
+	ab := cfg.Runtimes.AgentBrowser
+	if ab == "" {
+		ab = findAgentBrowser()
+	}
+	if ab != "" {
+		gull["BAY_AGENT_BROWSER"] = ab
+	}
+	return map[string]map[string]string{"ship": ship, "gull": gull}
+}
+
+// findAgentBrowser looks for the npm-installed CLI next to the binaries and
+// in the working directory (a source checkout), before PATH (gull's own).
+func findAgentBrowser() string {
+	rel := filepath.Join("node_modules", "agent-browser", "bin", "agent-browser-linux-x64")
+	var dirs []string
+	if self, err := os.Executable(); err == nil {
+		d := filepath.Dir(self)
+		dirs = append(dirs, d, filepath.Dir(d))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		dirs = append(dirs, wd)
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("agent-browser"); err == nil && !strings.HasSuffix(p, ".js") {
+		return p
+	}
+	return ""
+}

@@ -1,0 +1,624 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/bay-sandbox/bay/gateway/apierr"
+	"github.com/bay-sandbox/bay/gateway/service"
+	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/runtimes/gull"
+	"github.com/bay-sandbox/bay/runtimes/ship"
+)
+
+// target is a resolved capability call: the sandbox and the runtime serving it.
+type target struct {
+	sb        store.Sandbox
+	url       string
+	sessionID string
+}
+
+// route loads the sandbox, refuses a capability its profile lacks before any
+// compute starts, then ensures a session and resolves the container.
+func (s *Server) route(c *fiber.Ctx, capability string) (target, error) {
+	sb, err := s.loadSandbox(c)
+	if err != nil {
+		return target{}, err
+	}
+	p, err := s.svc.Profile(sb)
+	if err != nil {
+		return target{}, err
+	}
+	if _, ok := p.Route(capability); !ok {
+		return target{}, service.CapabilityError(p, capability)
+	}
+	ep, sessionID, err := s.svc.Route(c.UserContext(), sb, capability)
+	if err != nil {
+		return target{}, err
+	}
+	return target{sb: sb, url: ep.URL, sessionID: sessionID}, nil
+}
+
+func (s *Server) shipClient(t target) *ship.Client { return ship.NewClient(t.url, s.hc) }
+func (s *Server) gullClient(t target) *gull.Client { return gull.NewClient(t.url, s.hc) }
+
+// callCtx bounds a runtime call by its own timeout plus the round trip grace.
+func (s *Server) callCtx(c *fiber.Ctx, timeoutSec int) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), time.Duration(timeoutSec)*time.Second+s.cfg.RuntimeGrace)
+}
+
+type execMeta struct {
+	IncludeCode bool    `json:"include_code"`
+	Description *string `json:"description"`
+	Tags        *string `json:"tags"`
+}
+
+// record stores one history entry and returns its id. History is best effort
+// for the caller: a failure to record is logged, the result still returned.
+func (s *Server) record(ctx context.Context, t target, execType, code string, success bool, elapsed time.Duration, output, errText *string, payloadRef *string, meta execMeta) string {
+	id := service.NewID("exec-")
+	e := store.Execution{
+		ID: id, SandboxID: t.sb.ID, Owner: t.sb.Owner, SessionID: t.sessionID, ExecType: execType,
+		Code: code, Success: success, ExecutionTimeMS: elapsed.Milliseconds(), Output: output, Error: errText,
+		PayloadRef: payloadRef, Description: meta.Description, Tags: normalizeTags(meta.Tags), CreatedAt: s.svc.Now(),
+	}
+	if err := s.store.CreateExecution(ctx, e); err != nil {
+		s.log.Warn("record history", "sandbox_id", t.sb.ID, "error", err)
+	}
+	return id
+}
+
+// normalizeTags splits on ",", trims, drops empties, dedupes, sorts, joins.
+func normalizeTags(tags *string) *string {
+	if tags == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range strings.Split(*tags, ",") {
+		t = strings.TrimSpace(t)
+		if t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	sort.Strings(out)
+	j := strings.Join(out, ",")
+	return &j
+}
+
+func strPtr(s string) *string { return &s }
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+type pythonExecRequest struct {
+	Code    *string `json:"code"`
+	Timeout *int    `json:"timeout"`
+	execMeta
+}
+
+func (s *Server) pythonExec(c *fiber.Ctx) error {
+	var req pythonExecRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	code, err := required("code", req.Code)
+	if err != nil {
+		return err
+	}
+	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapPython)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := s.shipClient(t).PythonExec(ctx, ship.PythonExecRequest{Code: code, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	images := res.Output.Images
+	if images == nil {
+		images = []map[string]string{}
+	}
+	id := s.record(c.UserContext(), t, "python", code, res.Success, elapsed, strPtr(res.Output.Text), res.Error, nil, req.execMeta)
+	return c.JSON(fiber.Map{
+		"success": res.Success,
+		"output":  res.Output.Text,
+		"error":   res.Error,
+		"data": fiber.Map{
+			"execution_count": res.ExecutionCount,
+			"output":          fiber.Map{"text": res.Output.Text, "images": images},
+		},
+		"execution_id":      id,
+		"execution_time_ms": elapsed.Milliseconds(),
+		"code":              codeIf(req.IncludeCode, code),
+	})
+}
+
+func codeIf(include bool, code string) *string {
+	if include {
+		return &code
+	}
+	return nil
+}
+
+type shellExecRequest struct {
+	Command *string `json:"command"`
+	Timeout *int    `json:"timeout"`
+	Cwd     *string `json:"cwd"`
+	execMeta
+}
+
+func (s *Server) shellExec(c *fiber.Ctx) error {
+	var req shellExecRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	command, err := required("command", req.Command)
+	if err != nil {
+		return err
+	}
+	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
+	if err != nil {
+		return err
+	}
+	cwd := ""
+	if req.Cwd != nil {
+		if cwd, err = workspacePath("cwd", *req.Cwd, true); err != nil {
+			return err
+		}
+	}
+	t, err := s.route(c, profiles.CapShell)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := s.shipClient(t).ShellExec(ctx, ship.ShellExecRequest{Command: command, Cwd: cwd, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	output := res.Stdout + res.Stderr
+	errText := res.Error
+	if errText == nil && !res.Success && res.Stderr != "" {
+		errText = strPtr(res.Stderr)
+	}
+	var exit *int
+	if res.ReturnCode != nil {
+		exit = res.ReturnCode
+	}
+	id := s.record(c.UserContext(), t, "shell", command, res.Success, elapsed, strPtr(output), errText, nil, req.execMeta)
+	return c.JSON(fiber.Map{
+		"success": res.Success, "output": output, "error": errText, "exit_code": exit,
+		"execution_id": id, "execution_time_ms": elapsed.Milliseconds(), "command": codeIf(req.IncludeCode, command),
+	})
+}
+
+type browserMeta struct {
+	Learn        bool `json:"learn"`
+	IncludeTrace bool `json:"include_trace"`
+}
+
+type browserExecRequest struct {
+	Cmd     *string `json:"cmd"`
+	Timeout *int    `json:"timeout"`
+	execMeta
+	browserMeta
+}
+
+type traceStep struct {
+	Cmd       string `json:"cmd"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	ExitCode  int    `json:"exit_code"`
+	StepIndex int    `json:"step_index"`
+}
+
+// storeTrace keeps a browser trace as a blob when asked; it returns the
+// payload ref for history and the trace_ref for the response.
+func (s *Server) storeTrace(ctx context.Context, t target, bm browserMeta, kind string, steps []traceStep, extra map[string]any) (payloadRef, traceRef *string) {
+	if !bm.Learn && !bm.IncludeTrace {
+		return nil, nil
+	}
+	doc := map[string]any{"kind": kind, "steps": steps}
+	for k, v := range extra {
+		doc[k] = v
+	}
+	data, _ := json.Marshal(doc)
+	id := service.NewID("blob-")
+	if err := s.store.PutBlob(ctx, store.Blob{ID: id, Owner: t.sb.Owner, Kind: kind, Data: data, CreatedAt: s.svc.Now()}); err != nil {
+		s.log.Warn("store browser trace", "sandbox_id", t.sb.ID, "error", err)
+		return nil, nil
+	}
+	ref := "blob:" + id
+	if bm.IncludeTrace {
+		return &ref, &ref
+	}
+	return &ref, nil
+}
+
+func (s *Server) browserExec(c *fiber.Ctx) error {
+	var req browserExecRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	cmd, err := required("cmd", req.Cmd)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(cmd) == "" {
+		return apierr.Validation("cmd must not be empty")
+	}
+	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapBrowser)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := s.gullClient(t).Exec(ctx, gull.ExecRequest{Cmd: cmd, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	success := res.ExitCode == 0
+	var errText *string
+	if !success {
+		errText = strPtr(res.Stderr)
+	}
+	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, req.browserMeta, "browser_exec_trace",
+		[]traceStep{{Cmd: cmd, Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}}, nil)
+	id := s.record(c.UserContext(), t, "browser", cmd, success, elapsed, strPtr(res.Stdout), errText, payloadRef, req.execMeta)
+	return c.JSON(fiber.Map{
+		"success": success, "output": res.Stdout, "error": errText, "exit_code": res.ExitCode,
+		"execution_id": id, "execution_time_ms": elapsed.Milliseconds(), "trace_ref": traceRef,
+	})
+}
+
+type browserBatchRequest struct {
+	Commands    []string `json:"commands"`
+	Timeout     *int     `json:"timeout"`
+	StopOnError *bool    `json:"stop_on_error"`
+	execMeta
+	browserMeta
+}
+
+func (s *Server) browserBatch(c *fiber.Ctx) error {
+	var req browserBatchRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	if len(req.Commands) == 0 {
+		return apierr.Schema("commands", "commands must hold at least one command")
+	}
+	timeout, err := intRange("timeout", req.Timeout, 60, 1, 600)
+	if err != nil {
+		return err
+	}
+	stop := true
+	if req.StopOnError != nil {
+		stop = *req.StopOnError
+	}
+	t, err := s.route(c, profiles.CapBrowser)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := s.gullClient(t).ExecBatch(ctx, gull.BatchRequest{Commands: req.Commands, Timeout: timeout, StopOnError: &stop})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	steps := make([]traceStep, len(res.Results))
+	var out strings.Builder
+	for i, r := range res.Results {
+		steps[i] = traceStep{Cmd: r.Cmd, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode, StepIndex: r.StepIndex}
+		out.WriteString(r.Stdout)
+	}
+	var errText *string
+	if !res.Success {
+		for _, r := range res.Results {
+			if r.ExitCode != 0 {
+				errText = strPtr(fmt.Sprintf("step %d (%s) failed: %s", r.StepIndex, r.Cmd, r.Stderr))
+				break
+			}
+		}
+		if errText == nil {
+			errText = strPtr(fmt.Sprintf("completed %d of %d steps", res.CompletedSteps, res.TotalSteps))
+		}
+	}
+	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, req.browserMeta, "browser_batch_trace", steps,
+		map[string]any{"total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps, "success": res.Success})
+	id := s.record(c.UserContext(), t, "browser_batch", strings.Join(req.Commands, "\n"), res.Success, elapsed,
+		strPtr(out.String()), errText, payloadRef, req.execMeta)
+	results := res.Results
+	if results == nil {
+		results = []gull.StepResult{}
+	}
+	return c.JSON(fiber.Map{
+		"results": results, "total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps,
+		"success": res.Success, "duration_ms": res.DurationMS, "execution_id": id,
+		"execution_time_ms": elapsed.Milliseconds(), "trace_ref": traceRef,
+	})
+}
+
+func (s *Server) browserTrace(c *fiber.Ctx) error {
+	sb, err := s.loadSandbox(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.svc.Profile(sb)
+	if err != nil {
+		return err
+	}
+	if _, ok := p.Route(profiles.CapBrowser); !ok {
+		return service.CapabilityError(p, profiles.CapBrowser)
+	}
+	ref := c.Params("ref")
+	id := strings.TrimPrefix(ref, "blob:")
+	b, err := s.store.GetBlob(c.UserContext(), sb.Owner, id)
+	if err != nil {
+		return apierr.NotFound("trace", ref)
+	}
+	return c.JSON(fiber.Map{"trace_ref": "blob:" + b.ID, "trace": json.RawMessage(b.Data)})
+}
+
+// ---- filesystem ----
+
+const fsTimeout = 60
+
+func (s *Server) readFile(c *fiber.Ctx) error {
+	p, err := workspacePath("path", c.Query("path"), false)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, fsTimeout)
+	defer cancel()
+	res, err := s.shipClient(t).ReadFile(ctx, ship.ReadFileRequest{Path: p})
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"content": res.Content})
+}
+
+type writeFileRequest struct {
+	Path    *string `json:"path"`
+	Content *string `json:"content"`
+}
+
+func (s *Server) writeFile(c *fiber.Ctx) error {
+	var req writeFileRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	raw, err := required("path", req.Path)
+	if err != nil {
+		return err
+	}
+	content, err := required("content", req.Content)
+	if err != nil {
+		return err
+	}
+	p, err := workspacePath("path", raw, false)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, fsTimeout)
+	defer cancel()
+	if _, err := s.shipClient(t).WriteFile(ctx, ship.WriteFileRequest{Path: p, Content: content, Mode: "w"}); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) deleteFile(c *fiber.Ctx) error {
+	p, err := workspacePath("path", c.Query("path"), false)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, fsTimeout)
+	defer cancel()
+	if err := s.shipClient(t).DeleteFile(ctx, p); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+type dirEntry struct {
+	Name         string `json:"name"`
+	Path         string `json:"path"`
+	IsFile       bool   `json:"is_file"`
+	IsDir        bool   `json:"is_dir"`
+	Size         *int64 `json:"size"`
+	ModifiedTime string `json:"modified_time"`
+}
+
+func (s *Server) listDir(c *fiber.Ctx) error {
+	p, err := workspacePath("path", c.Query("path", "."), true)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx(c, fsTimeout)
+	defer cancel()
+	res, err := s.shipClient(t).ListDir(ctx, ship.ListDirRequest{Path: p})
+	if err != nil {
+		return err
+	}
+	entries := make([]dirEntry, 0, len(res.Files))
+	for _, f := range res.Files {
+		if strings.HasPrefix(f.Name, ".") {
+			continue
+		}
+		entries = append(entries, dirEntry{Name: f.Name, Path: f.Path, IsFile: f.IsFile, IsDir: f.IsDir, Size: f.Size, ModifiedTime: f.ModifiedTime})
+	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		if entries[i].IsDir != entries[j].IsDir {
+			return entries[i].IsDir
+		}
+		return entries[i].Name < entries[j].Name
+	})
+	return c.JSON(fiber.Map{"entries": entries})
+}
+
+// upload streams a multipart upload to Ship without holding it in memory.
+// The form field "path" usually precedes the file; when it follows, the
+// file is spooled to a temporary file first.
+func (s *Server) upload(c *fiber.Ctx) error {
+	ct := c.Get(fiber.HeaderContentType)
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return apierr.Schema("body", "expected multipart/form-data with a file part and a path field")
+	}
+	body := c.Context().RequestBodyStream()
+	if body == nil {
+		body = strings.NewReader(string(c.Body()))
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	var dest string
+	var spooled *os.File
+	defer func() {
+		if spooled != nil {
+			spooled.Close()
+			os.Remove(spooled.Name())
+		}
+	}()
+	var filename string
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return apierr.Schema("body", "malformed multipart body: %v", err)
+		}
+		switch part.FormName() {
+		case "path":
+			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			if err != nil {
+				return apierr.Schema("path", "read path field: %v", err)
+			}
+			dest = string(b)
+		case "file":
+			filename = part.FileName()
+			if dest != "" {
+				return s.uploadStream(c, dest, part)
+			}
+			f, err := os.CreateTemp("", "bay-upload-")
+			if err != nil {
+				return fmt.Errorf("spool upload: %w", err)
+			}
+			spooled = f
+			if _, err := io.Copy(f, part); err != nil {
+				return apierr.Schema("file", "read file part: %v", err)
+			}
+		}
+		part.Close()
+	}
+	if spooled == nil {
+		return apierr.Schema("file", "multipart field \"file\" is required")
+	}
+	if dest == "" {
+		if filename == "" {
+			return apierr.InvalidPath("path", "empty_path", "form field \"path\" is required")
+		}
+		dest = path.Base(filename)
+	}
+	if _, err := spooled.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewind spooled upload: %w", err)
+	}
+	return s.uploadStream(c, dest, spooled)
+}
+
+func (s *Server) uploadStream(c *fiber.Ctx, raw string, r io.Reader) error {
+	p, err := workspacePath("path", raw, false)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Hour)
+	defer cancel()
+	res, err := s.shipClient(t).Upload(ctx, p, r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"status": "ok", "path": p, "size": res.Size})
+}
+
+func (s *Server) download(c *fiber.Ctx) error {
+	p, err := workspacePath("path", c.Query("path"), false)
+	if err != nil {
+		return err
+	}
+	t, err := s.route(c, profiles.CapFilesystem)
+	if err != nil {
+		return err
+	}
+	// The body is streamed after the handler returns, so the request's own
+	// context cannot bound it; the runtime connection closes with the body.
+	body, size, err := s.shipClient(t).Download(context.Background(), p)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/octet-stream")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", path.Base(p)))
+	if size < 0 {
+		size = -1
+	}
+	c.Status(http.StatusOK)
+	c.Context().SetBodyStream(body, int(size))
+	return nil
+}

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/bay-sandbox/bay/allocator"
+	"github.com/bay-sandbox/bay/gateway/apierr"
+	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/runtimes/wire"
+)
+
+// envelope is the wire shape of every error (API.md §0).
+type envelope struct {
+	Error envelopeBody `json:"error"`
+}
+
+type envelopeBody struct {
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	RequestID string         `json:"request_id"`
+	Details   map[string]any `json:"details,omitempty"`
+}
+
+// errorHandler is the one place errors become HTTP responses.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	e := s.toAPIError(c, err)
+	if e.RetryAfterMS > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
+	}
+	rid := requestID(c)
+	body, _ := json.Marshal(envelope{Error: envelopeBody{Code: e.Code, Message: e.Message, RequestID: rid, Details: e.Details}})
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(e.Status).Send(body)
+}
+
+// toAPIError maps any error to the contract's vocabulary.
+func (s *Server) toAPIError(c *fiber.Ctx, err error) *apierr.Error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case http.StatusNotFound:
+			return apierr.New(fe.Code, apierr.CodeNotFound, "%s", fe.Message)
+		case http.StatusMethodNotAllowed:
+			return apierr.New(fe.Code, apierr.CodeMethodNotAllowed, "%s", fe.Message)
+		case http.StatusRequestEntityTooLarge:
+			return apierr.New(fe.Code, apierr.CodeValidation, "%s", fe.Message)
+		case http.StatusUnprocessableEntity, http.StatusBadRequest:
+			return apierr.New(http.StatusUnprocessableEntity, apierr.CodeValidation, "%s", fe.Message)
+		}
+		if fe.Code < 500 {
+			return apierr.New(fe.Code, apierr.CodeValidation, "%s", fe.Message)
+		}
+	}
+	if we, ok := wire.AsError(err); ok {
+		return runtimeError(we)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "not found")
+	case errors.Is(err, allocator.ErrCargoInUse):
+		return apierr.Conflict("%s", err.Error())
+	case errors.Is(err, allocator.ErrStartFailed):
+		return apierr.New(http.StatusServiceUnavailable, apierr.CodeSessionNotReady, "%s", err.Error()).
+			With(map[string]any{"sandbox_id": c.Params("id"), "retry_after_ms": 1000})
+	case errors.Is(err, context.DeadlineExceeded):
+		return apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "the runtime did not answer in time")
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) {
+		return apierr.New(http.StatusBadGateway, apierr.CodeShipError, "runtime unreachable: %v", err)
+	}
+	s.log.Error("internal error", "method", c.Method(), "path", c.Path(), "request_id", requestID(c), "error", err)
+	return apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")
+}
+
+// runtimeError relays a runtime's refusal: client mistakes keep their status
+// and code, anything else is a 502 ship_error.
+func runtimeError(we *wire.Error) *apierr.Error {
+	switch {
+	case we.Status == http.StatusNotFound:
+		return apierr.New(http.StatusNotFound, apierr.CodeFileNotFound, "%s", we.Message).With(we.Details)
+	case we.Status == http.StatusConflict:
+		return apierr.New(http.StatusConflict, apierr.CodeConflict, "%s", we.Message).With(we.Details)
+	case we.Status == http.StatusGatewayTimeout || we.Code == wire.CodeTimeout:
+		return apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "%s", we.Message)
+	case we.Status >= 400 && we.Status < 500:
+		code := we.Code
+		if code != apierr.CodeInvalidPath {
+			code = apierr.CodeValidation
+		}
+		return apierr.New(http.StatusBadRequest, code, "%s", we.Message).With(we.Details)
+	}
+	return apierr.New(http.StatusBadGateway, apierr.CodeShipError, "runtime error: %s", we.Message)
+}

@@ -1,0 +1,256 @@
+// Package gateway is Bay's HTTP API (API.md §1): a Fiber app whose handlers
+// load sandboxes from the store, ask the sandbox service for a session and an
+// endpoint, and forward capability calls to the runtimes through their
+// typed clients.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/bay-sandbox/bay/allocator"
+	"github.com/bay-sandbox/bay/gateway/gc"
+	"github.com/bay-sandbox/bay/gateway/service"
+	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/internal/version"
+	"github.com/bay-sandbox/bay/profiles"
+)
+
+// Store is what the handlers need of the state store.
+type Store interface {
+	service.Store
+	CreateSandbox(ctx context.Context, sb store.Sandbox) error
+	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]store.Sandbox, string, error)
+	CountSandboxes(ctx context.Context, owner string) (int, error)
+	DeleteSandbox(ctx context.Context, id string) error
+	SetExpiry(ctx context.Context, id string, t *time.Time) error
+	ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error)
+
+	CreateCargo(ctx context.Context, c store.Cargo) error
+	ListCargos(ctx context.Context, f store.CargoFilter) ([]store.Cargo, string, error)
+	DeleteCargo(ctx context.Context, id string) error
+	TouchCargo(ctx context.Context, id string, t time.Time) error
+	SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error)
+
+	CreateExecution(ctx context.Context, e store.Execution) error
+	GetExecution(ctx context.Context, owner, sandboxID, id string) (store.Execution, error)
+	ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]store.Execution, int, error)
+	LastExecution(ctx context.Context, owner, sandboxID, execType string) (store.Execution, error)
+	UpdateExecution(ctx context.Context, owner, sandboxID, id string, p store.ExecutionPatch) (store.Execution, error)
+	DeleteExecutions(ctx context.Context, sandboxID string) error
+
+	PutBlob(ctx context.Context, b store.Blob) error
+	GetBlob(ctx context.Context, owner, id string) (store.Blob, error)
+
+	BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (store.IdemRecord, bool, error)
+	CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error
+	AbandonIdem(ctx context.Context, owner, key string) error
+
+	GetMeta(ctx context.Context, key string) (string, bool, error)
+	SetMeta(ctx context.Context, key, value string) error
+}
+
+// ProfileSet is the configured profiles, in order.
+type ProfileSet interface {
+	Get(id string) (*profiles.Profile, bool)
+	All() []profiles.Profile
+}
+
+// Config is the gateway's own configuration.
+type Config struct {
+	// APIKeyHashes are hex SHA-256 hashes of the accepted bearer keys.
+	APIKeyHashes   []string
+	AllowAnonymous bool
+	// MaxSandboxesPerOwner limits live sandboxes per owner (0 = unlimited).
+	MaxSandboxesPerOwner int
+	// IdempotencyTTL is how long an idempotency key is remembered.
+	IdempotencyTTL time.Duration
+	// ContainerInfoTimeout bounds gathering per-container version/health.
+	ContainerInfoTimeout time.Duration
+	// RuntimeGrace is added to a call's own timeout for the HTTP round trip.
+	RuntimeGrace time.Duration
+	// DefaultProfile is used when a create request names none.
+	DefaultProfile string
+	// BodyLimit caps non-streamed request bodies (uploads are streamed).
+	BodyLimit int
+}
+
+// Server is the gateway.
+type Server struct {
+	cfg      Config
+	store    Store
+	svc      *service.Manager
+	alloc    allocator.Allocator
+	profiles ProfileSet
+	log      hclog.Logger
+	hc       *http.Client
+	app      *fiber.App
+	idem     *idemLocks
+	warm     WarmPool
+	gc       *gc.Collector
+}
+
+// WarmPool hands out pre-started sandboxes; nil means no warm pool.
+type WarmPool interface {
+	// Claimed is told a warm sandbox was handed to a user, to replenish.
+	Claimed(profileID string)
+}
+
+// New builds the gateway.
+func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, ps ProfileSet, log hclog.Logger) *Server {
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = time.Hour
+	}
+	if cfg.ContainerInfoTimeout <= 0 {
+		cfg.ContainerInfoTimeout = 2 * time.Second
+	}
+	if cfg.RuntimeGrace <= 0 {
+		cfg.RuntimeGrace = 10 * time.Second
+	}
+	if cfg.DefaultProfile == "" {
+		cfg.DefaultProfile = "python-default"
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 64 << 20
+	}
+	s := &Server{
+		cfg: cfg, store: st, svc: svc, alloc: alloc, profiles: ps, log: log.Named("http"),
+		hc:   newRuntimeHTTPClient(),
+		idem: newIdemLocks(),
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "bay",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		StreamRequestBody:     true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        16 << 10,
+		ReadTimeout:           0,
+	})
+	s.routes()
+	return s
+}
+
+// SetGC wires the garbage collector for the admin API (optional).
+func (s *Server) SetGC(g *gc.Collector) { s.gc = g }
+
+// SetWarmPool wires the warm pool (optional).
+func (s *Server) SetWarmPool(w WarmPool) { s.warm = w }
+
+// App is the Fiber app (for tests and for serving).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.app.ShutdownWithContext(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func newRuntimeHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 90 * time.Second
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return &http.Client{Transport: t}
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.requestIDMiddleware)
+	app.Get("/health", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok", "version": version.String()})
+	})
+	app.Get("/v1/profiles", s.listProfiles)
+
+	v1 := app.Group("/v1", s.authMiddleware)
+	v1.Post("/sandboxes", s.idempotent(s.createSandbox))
+	v1.Get("/sandboxes", s.listSandboxes)
+	v1.Get("/sandboxes/:id", s.getSandbox)
+	v1.Delete("/sandboxes/:id", s.deleteSandbox)
+	v1.Post("/sandboxes/:id/extend_ttl", s.idempotent(s.extendTTL))
+	v1.Post("/sandboxes/:id/keepalive", s.keepalive)
+	v1.Post("/sandboxes/:id/stop", s.stopSandbox)
+
+	v1.Post("/sandboxes/:id/python/exec", s.pythonExec)
+	v1.Post("/sandboxes/:id/shell/exec", s.shellExec)
+	v1.Post("/sandboxes/:id/browser/exec", s.browserExec)
+	v1.Post("/sandboxes/:id/browser/exec_batch", s.browserBatch)
+	v1.Get("/sandboxes/:id/browser/traces/:ref", s.browserTrace)
+	v1.Get("/sandboxes/:id/filesystem/files", s.readFile)
+	v1.Put("/sandboxes/:id/filesystem/files", s.writeFile)
+	v1.Delete("/sandboxes/:id/filesystem/files", s.deleteFile)
+	v1.Get("/sandboxes/:id/filesystem/directories", s.listDir)
+	v1.Post("/sandboxes/:id/filesystem/upload", s.upload)
+	v1.Get("/sandboxes/:id/filesystem/download", s.download)
+
+	v1.Get("/sandboxes/:id/history", s.listHistory)
+	v1.Get("/sandboxes/:id/history/last", s.lastHistory)
+	v1.Get("/sandboxes/:id/history/:exec", s.getHistory)
+	v1.Patch("/sandboxes/:id/history/:exec", s.patchHistory)
+
+	v1.Post("/cargos", s.idempotent(s.createCargo))
+	v1.Get("/cargos", s.listCargos)
+	v1.Get("/cargos/:id", s.getCargo)
+	v1.Delete("/cargos/:id", s.deleteCargo)
+
+	v1.Post("/admin/gc/run", s.gcRun)
+	v1.Get("/admin/gc/status", s.gcStatus)
+
+	app.Use(func(c *fiber.Ctx) error {
+		return fiber.NewError(http.StatusNotFound, "no route for "+c.Method()+" "+c.Path())
+	})
+}
+
+const requestIDKey = "request_id"
+
+func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
+	rid := c.Get("X-Request-Id")
+	if rid == "" || len(rid) > 128 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		rid = "req-" + hex.EncodeToString(b[:])
+	}
+	c.Locals(requestIDKey, rid)
+	c.Set("X-Request-Id", rid)
+	return c.Next()
+}
+
+func requestID(c *fiber.Ctx) string {
+	if v, ok := c.Locals(requestIDKey).(string); ok {
+		return v
+	}
+	return ""
+}
+
+// timeFmt is RFC 3339 UTC with milliseconds and Z.
+const timeFmt = "2006-01-02T15:04:05.000Z"
+
+func ts(t time.Time) string { return t.UTC().Format(timeFmt) }
+
+func tsPtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := ts(*t)
+	return &s
+}
