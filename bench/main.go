@@ -28,6 +28,7 @@ func main() {
 
 	suites := []suite{
 		// Each runtime/gateway area registers its suite here.
+		{"local", benchLocal},
 		{"store", benchStore},
 	}
 

@@ -228,4 +228,3 @@ func runtimePIDs(t *testing.T, sandboxID, runtime string) []int {
 	}
 	return pids
 }
-
