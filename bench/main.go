@@ -30,6 +30,7 @@ func main() {
 		// Each runtime/gateway area registers its suite here.
 		{"local", benchLocal},
 		{"store", benchStore},
+		{"gateway", benchGateway},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

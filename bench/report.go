@@ -72,3 +72,8 @@ func Binary(name string) (string, error) {
 	}
 	return p, nil
 }
+
+// sortDurations sorts in place, ascending.
+func sortDurations(d []time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+}

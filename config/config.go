@@ -88,6 +88,9 @@ type Server struct {
 	// MaxSandboxesPerOwner and MaxSessions are quotas; 0 means unlimited.
 	MaxSandboxesPerOwner int
 	MaxSessions          int
+	// WarmupOnCreate starts a sandbox's session right after it is created,
+	// so the first call is usually warm. Off, compute starts on first use.
+	WarmupOnCreate bool
 }
 
 // GC is the background garbage collector; each task can be switched off.
@@ -197,6 +200,7 @@ func Default() *Config {
 		Server: Server{
 			RequestTimeout: 11 * time.Minute,
 			StartTimeout:   120 * time.Second,
+			WarmupOnCreate: true,
 		},
 		GC: GC{
 			Enabled: true, Interval: 60 * time.Second,

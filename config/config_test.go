@@ -227,7 +227,7 @@ func TestFileHCLAndJSON(t *testing.T) {
 	want.DataDir, want.BindAddr, want.Port, want.LogLevel, want.InstanceID = "/var/lib/bay", "0.0.0.0", 9001, "debug", "gw-1"
 	want.Allocator = AllocatorNomad // a nomad block selects it
 	want.Auth = Auth{APIKeys: []string{"k1", "k2"}, AllowAnonymous: true}
-	want.Server = Server{RequestTimeout: 2 * time.Minute, StartTimeout: 45 * time.Second, MaxSandboxesPerOwner: 5, MaxSessions: 20}
+	want.Server = Server{RequestTimeout: 2 * time.Minute, StartTimeout: 45 * time.Second, MaxSandboxesPerOwner: 5, MaxSessions: 20, WarmupOnCreate: true}
 	want.GC.Enabled, want.GC.Interval, want.GC.OrphanCargo = false, 5*time.Minute, false
 	want.Idempotency.TTL = 30 * time.Minute
 	want.WarmPool.Enabled = false

@@ -178,11 +178,12 @@ func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
 		d.get(a, "auth.allow_anonymous", "allow_anonymous", &c.Auth.AllowAnonymous)
 	}
 	if b, ok := first(blocks, "server"); ok {
-		a, _ := d.body(b, attrSchema("request_timeout", "start_timeout", "max_sandboxes_per_owner", "max_sessions"))
+		a, _ := d.body(b, attrSchema("request_timeout", "start_timeout", "max_sandboxes_per_owner", "max_sessions", "warmup_on_create"))
 		d.get(a, "server.request_timeout", "request_timeout", &c.Server.RequestTimeout)
 		d.get(a, "server.start_timeout", "start_timeout", &c.Server.StartTimeout)
 		d.get(a, "server.max_sandboxes_per_owner", "max_sandboxes_per_owner", &c.Server.MaxSandboxesPerOwner)
 		d.get(a, "server.max_sessions", "max_sessions", &c.Server.MaxSessions)
+		d.get(a, "server.warmup_on_create", "warmup_on_create", &c.Server.WarmupOnCreate)
 	}
 	if b, ok := first(blocks, "gc"); ok {
 		a, _ := d.body(b, attrSchema("enabled", "interval", "idle_session", "expired_sandbox", "orphan_cargo", "orphan_session"))

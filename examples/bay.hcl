@@ -56,6 +56,10 @@ server {
   # Quotas (429 quota_exceeded); 0 means unlimited.
   max_sandboxes_per_owner = 0
   max_sessions            = 0
+
+  # Start a sandbox's session in the background right after it is created,
+  # so the first call is usually warm. false: compute starts on first use.
+  warmup_on_create = true
 }
 
 gc {

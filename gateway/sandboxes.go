@@ -148,7 +148,9 @@ func (s *Server) createSandbox(c *fiber.Ctx) error {
 	if err := s.store.CreateSandbox(ctx, sb); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
-	s.svc.Warmup(sb)
+	if !s.cfg.NoWarmup {
+		s.svc.Warmup(sb)
+	}
 	return c.Status(http.StatusCreated).JSON(s.sandboxView(sb))
 }
 

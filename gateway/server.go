@@ -81,6 +81,8 @@ type Config struct {
 	DefaultProfile string
 	// BodyLimit caps non-streamed request bodies (uploads are streamed).
 	BodyLimit int
+	// NoWarmup leaves a new sandbox without compute until its first call.
+	NoWarmup bool
 }
 
 // Server is the gateway.

@@ -101,7 +101,9 @@ func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdou
 	// re-adoption by the next gateway).
 	defer alloc.Close()
 
-	svc := service.New(service.Config{StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout}, st, alloc, cfg.Profiles, log)
+	svc := service.New(service.Config{
+		StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout, MaxSessions: cfg.Server.MaxSessions,
+	}, st, alloc, cfg.Profiles, log)
 	orphans, err := svc.Reconcile(ctx)
 	if err != nil {
 		log.Warn("reconcile sessions", "error", err)
@@ -116,6 +118,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdou
 	srv := gateway.New(gateway.Config{
 		APIKeyHashes: hashes, AllowAnonymous: cfg.Auth.AllowAnonymous,
 		MaxSandboxesPerOwner: cfg.Server.MaxSandboxesPerOwner, IdempotencyTTL: cfg.Idempotency.TTL,
+		NoWarmup: !cfg.Server.WarmupOnCreate,
 	}, st, svc, alloc, cfg.Profiles, log)
 
 	collector := gc.New(gc.Config{

@@ -60,6 +60,9 @@ type Config struct {
 	// IdlePersistEvery limits how often a capability call writes the idle
 	// deadline to the store; the in-memory deadline is always exact.
 	IdlePersistEvery time.Duration
+	// MaxSessions caps the sessions running at once (0 = unlimited); a cold
+	// start beyond it is refused with 429 quota_exceeded.
+	MaxSessions int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -187,6 +190,17 @@ func (m *Manager) IdleDeadline(sandboxID string) (time.Time, bool) {
 	return im.deadline, ok
 }
 
+// activeLocked counts sessions starting or running; m.mu must be held.
+func (m *Manager) activeLocked() int {
+	n := 0
+	for _, l := range m.sessions {
+		if l.phase != phaseFailed {
+			n++
+		}
+	}
+	return n
+}
+
 // Warmup starts sb's session in the background (right after create).
 func (m *Manager) Warmup(sb store.Sandbox) {
 	m.wg.Add(1)
@@ -281,6 +295,11 @@ func (m *Manager) ensure(ctx context.Context, sb store.Sandbox) (*live, error) {
 	m.mu.Lock()
 	l := m.sessions[sb.ID]
 	if l == nil || l.phase == phaseFailed {
+		if m.cfg.MaxSessions > 0 && m.activeLocked() >= m.cfg.MaxSessions {
+			m.mu.Unlock()
+			return nil, apierr.New(http.StatusTooManyRequests, apierr.CodeQuota,
+				"the gateway already runs %d sessions (limit %d)", m.cfg.MaxSessions, m.cfg.MaxSessions)
+		}
 		l = &live{sessionID: NewID("sess-"), phase: phaseStarting, done: make(chan struct{}), down: map[string]string{}}
 		m.sessions[sb.ID] = l
 		m.wg.Add(1)

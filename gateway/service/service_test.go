@@ -350,3 +350,33 @@ func TestExpiredRefusesCalls(t *testing.T) {
 		t.Fatalf("expired sandbox started compute")
 	}
 }
+
+func TestMaxSessionsQuota(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	limited := service.New(service.Config{MaxSessions: 1, Now: e.clk.Now}, e.st, e.alloc, profileSet{"bp": mustProfile(e)}, hclog.NewNullLogger())
+	defer limited.Wait()
+	if _, _, err := limited.Route(ctx, e.sb, "python"); err != nil {
+		t.Fatal(err)
+	}
+	cg, _ := limited.CreateCargo(ctx, "alice", "sandbox-000000000003", 0)
+	other := store.Sandbox{ID: "sandbox-000000000003", Owner: "alice", ProfileID: "bp", CargoID: cg.ID, CreatedAt: e.clk.Now()}
+	if err := e.st.CreateSandbox(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := limited.Route(ctx, other, "python")
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || ae.Status != 429 || ae.Code != apierr.CodeQuota {
+		t.Fatalf("second session: %v, want 429 quota_exceeded", err)
+	}
+	// The running sandbox keeps working; after it stops the other may start.
+	if _, _, err := limited.Route(ctx, e.sb, "shell"); err != nil {
+		t.Fatalf("running sandbox: %v", err)
+	}
+	if err := limited.Stop(ctx, e.sb); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := limited.Route(ctx, other, "python"); err != nil {
+		t.Fatalf("after stop: %v", err)
+	}
+}
