@@ -208,7 +208,7 @@ func Default() *Config {
 		},
 		Idempotency: Idempotency{TTL: time.Hour},
 		WarmPool:    WarmPool{Enabled: true},
-		Local:       Local{GracePeriod: 5 * time.Second},
+		Local:       Local{GracePeriod: 12 * time.Second},
 		Nomad: Nomad{
 			Address:       DefaultNomadAddress,
 			Datacenters:   []string{"*"},

@@ -94,8 +94,9 @@ runtimes {
 
 # The local allocator.
 local {
-  # How long a stopping container gets after SIGTERM before SIGKILL.
-  grace_period = "5s"
+  # How long a stopping container gets after SIGTERM before SIGKILL. Gull
+  # needs up to 10 s to close its browser and save state (cookies, storage).
+  grace_period = "12s"
 }
 
 # The Nomad allocator. This block selects it unless allocator says otherwise
