@@ -70,7 +70,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", d)
 	}
 	if d.Server.StartTimeout != 120*time.Second || d.GC.Interval != time.Minute || !d.GC.Enabled || d.Idempotency.TTL != time.Hour ||
-		d.Local.GracePeriod != 5*time.Second || d.Nomad.Address != "http://127.0.0.1:4646" || !reflect.DeepEqual(d.Nomad.Datacenters, []string{"*"}) {
+		d.Local.GracePeriod != 12*time.Second || d.Nomad.Address != "http://127.0.0.1:4646" || !reflect.DeepEqual(d.Nomad.Datacenters, []string{"*"}) {
 		t.Errorf("defaults: %+v", d)
 	}
 	if got := d.Profiles.IDs(); !reflect.DeepEqual(got, []string{"python-default", "browser-python"}) {
