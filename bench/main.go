@@ -31,6 +31,7 @@ func main() {
 		{"local", benchLocal},
 		{"store", benchStore},
 		{"gateway", benchGateway},
+		{"ship", benchShip},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

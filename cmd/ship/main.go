@@ -1,0 +1,93 @@
+// Command ship is Bay's code runtime: it serves a session's workspace, shell
+// and stateful Python over HTTP (API.md §2). It is started by Nomad or by the
+// local allocator with the cargo as its workspace.
+//
+//	ship [--host 0.0.0.0] [--port 8123] [--workspace /workspace] [--python /usr/bin/python3] [--run-as user] [--shutdown-grace 3s]
+//
+// Every flag falls back to an environment variable: PORT, BAY_SHIP_HOST,
+// BAY_WORKSPACE_PATH, BAY_PYTHON, BAY_RUN_AS, BAY_SHUTDOWN_GRACE, BAY_LOG_LEVEL.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/bay-sandbox/bay/internal/version"
+	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("ship", flag.ContinueOnError)
+	port := fs.Int("port", envInt("PORT", ship.DefaultPort), "listen port (env PORT)")
+	host := fs.String("host", envStr("BAY_SHIP_HOST", "0.0.0.0"), "listen address (env BAY_SHIP_HOST)")
+	workspace := fs.String("workspace", envStr("BAY_WORKSPACE_PATH", ship.DefaultWorkspace), "workspace root (env BAY_WORKSPACE_PATH)")
+	python := fs.String("python", os.Getenv("BAY_PYTHON"), "python interpreter (env BAY_PYTHON; default /usr/bin/python3 if present, else python3 on PATH)")
+	runAs := fs.String("run-as", os.Getenv("BAY_RUN_AS"), "run shell and python as this user when started as root (env BAY_RUN_AS)")
+	grace := fs.Duration("shutdown-grace", envDuration("BAY_SHUTDOWN_GRACE", 3*time.Second), "how long running requests may finish after SIGTERM (env BAY_SHUTDOWN_GRACE)")
+	logLevel := fs.String("log-level", envStr("BAY_LOG_LEVEL", "info"), "log level (env BAY_LOG_LEVEL)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Println(version.String())
+		return 0
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "ship", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	srv, err := ship.NewServer(ship.Config{
+		Host:          *host,
+		Port:          *port,
+		Workspace:     *workspace,
+		Python:        *python,
+		RunAs:         *runAs,
+		ShutdownGrace: *grace,
+	}, log)
+	if err != nil {
+		log.Error("start ship", "error", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		log.Error("ship stopped", "error", err)
+		return 1
+	}
+	log.Info("ship stopped")
+	return 0
+}
+
+func envStr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v := os.Getenv(key); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v := os.Getenv(key); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
