@@ -32,6 +32,8 @@ func main() {
 		{"store", benchStore},
 		{"gateway", benchGateway},
 		{"ship", benchShip},
+		{"nomad", benchNomad},
+		{"lifecycle", benchLifecycle},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

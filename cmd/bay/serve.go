@@ -199,7 +199,7 @@ func newAllocator(cfg *config.Config, dataDir string, log hclog.Logger) (allocat
 		}
 		a, err := local.New(local.Config{
 			DataDir: dataDir, Binaries: bins, ExtraEnv: extra, GracePeriod: cfg.Local.GracePeriod,
-		}, log.Named("local"))
+		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("start local allocator: %w", err)
 		}
