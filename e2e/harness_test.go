@@ -34,7 +34,6 @@ type gateway struct {
 // startGateway runs bay serve with config (HCL appended to the basics).
 func startGateway(t *testing.T, extraHCL string) *gateway {
 	t.Helper()
-	bay := testutil.Binary(t, "bay")
 	ship := testutil.Binary(t, "ship")
 	gull := testutil.Binary(t, "gull")
 	py := testutil.DebianPython(t)
@@ -58,9 +57,17 @@ local { grace_period = "3s" }
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: filepath.Join(dir, "data"), logs: &bytes.Buffer{}}
+	return runBay(t, cfgPath, filepath.Join(dir, "data"), port)
+}
+
+// runBay starts bay serve with a config file (plus env overrides) and waits
+// for /health.
+func runBay(t *testing.T, cfgPath, dataDir string, port int, env ...string) *gateway {
+	t.Helper()
+	bay := testutil.Binary(t, "bay")
+	g := &gateway{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, logs: &bytes.Buffer{}}
 	g.cmd = exec.Command(bay, "serve", "--config", cfgPath)
-	g.cmd.Env = testutil.Env(testutil.BrowserEnv()...)
+	g.cmd.Env = testutil.Env(append(testutil.BrowserEnv(), env...)...)
 	g.cmd.Stdout = g.logs
 	g.cmd.Stderr = g.logs
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
