@@ -48,6 +48,9 @@ func (s *Server) authMiddleware(c *fiber.Ctx) error {
 		owner = DefaultOwner
 	} else if !ownerRe.MatchString(owner) {
 		return apierr.Validation("X-Owner must match %s", ownerRe.String())
+	} else if strings.HasPrefix(owner, "__") {
+		// Reserved for internal owners such as the warm pool's.
+		return apierr.Validation("X-Owner must not start with \"__\" (reserved)")
 	}
 	c.Locals(ownerKey, owner)
 	return c.Next()

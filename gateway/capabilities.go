@@ -24,11 +24,14 @@ import (
 	"github.com/bay-sandbox/bay/runtimes/ship"
 )
 
-// target is a resolved capability call: the sandbox and the runtime serving it.
+// target is a resolved capability call: the sandbox and the runtime serving
+// it. done must be called when the call is over (it lets the idle reaper
+// near the session again).
 type target struct {
 	sb        store.Sandbox
 	url       string
 	sessionID string
+	done      func()
 }
 
 // route loads the sandbox, refuses a capability its profile lacks before any
@@ -45,11 +48,11 @@ func (s *Server) route(c *fiber.Ctx, capability string) (target, error) {
 	if _, ok := p.Route(capability); !ok {
 		return target{}, service.CapabilityError(p, capability)
 	}
-	ep, sessionID, err := s.svc.Route(c.UserContext(), sb, capability)
+	ep, sessionID, done, err := s.svc.Acquire(c.UserContext(), sb, capability)
 	if err != nil {
 		return target{}, err
 	}
-	return target{sb: sb, url: ep.URL, sessionID: sessionID}, nil
+	return target{sb: sb, url: ep.URL, sessionID: sessionID, done: done}, nil
 }
 
 func (s *Server) shipClient(t target) *ship.Client { return ship.NewClient(t.url, s.hc) }
@@ -135,6 +138,7 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, timeout)
 	defer cancel()
 	start := time.Now()
@@ -199,6 +203,7 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, timeout)
 	defer cancel()
 	start := time.Now()
@@ -286,6 +291,7 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, timeout)
 	defer cancel()
 	start := time.Now()
@@ -336,6 +342,7 @@ func (s *Server) browserBatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, timeout)
 	defer cancel()
 	start := time.Now()
@@ -411,6 +418,7 @@ func (s *Server) readFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, fsTimeout)
 	defer cancel()
 	res, err := s.shipClient(t).ReadFile(ctx, ship.ReadFileRequest{Path: p})
@@ -446,6 +454,7 @@ func (s *Server) writeFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, fsTimeout)
 	defer cancel()
 	if _, err := s.shipClient(t).WriteFile(ctx, ship.WriteFileRequest{Path: p, Content: content, Mode: "w"}); err != nil {
@@ -463,6 +472,7 @@ func (s *Server) deleteFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, fsTimeout)
 	defer cancel()
 	if err := s.shipClient(t).DeleteFile(ctx, p); err != nil {
@@ -489,6 +499,7 @@ func (s *Server) listDir(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := s.callCtx(c, fsTimeout)
 	defer cancel()
 	res, err := s.shipClient(t).ListDir(ctx, ship.ListDirRequest{Path: p})
@@ -589,6 +600,7 @@ func (s *Server) uploadStream(c *fiber.Ctx, raw string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Hour)
 	defer cancel()
 	res, err := s.shipClient(t).Upload(ctx, p, r)
@@ -607,6 +619,7 @@ func (s *Server) download(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer t.done()
 	// The body is streamed after the handler returns, so the request's own
 	// context cannot bound it; the runtime connection closes with the body.
 	body, size, err := s.shipClient(t).Download(context.Background(), p)

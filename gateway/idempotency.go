@@ -63,8 +63,15 @@ func (s *Server) fingerprint(c *fiber.Ctx) (string, error) {
 			return "", apierr.Schema("body", "malformed JSON body: %v", err)
 		}
 	}
+	// null means absent, for every field: no field of these routes has a
+	// meaning for an explicit null other than its default.
+	for k, v := range body {
+		if v == nil {
+			delete(body, k)
+		}
+	}
 	for k, v := range s.requestDefaults(c) {
-		if cur, ok := body[k]; !ok || cur == nil {
+		if _, ok := body[k]; !ok {
 			body[k] = v
 		}
 	}

@@ -137,6 +137,12 @@ func (s *Server) createSandbox(c *fiber.Ctx) error {
 		} else if err != nil {
 			return fmt.Errorf("load cargo: %w", err)
 		}
+		if cg.Managed {
+			// A managed cargo lives and dies with its sandbox; sharing it
+			// would lose the other sandbox's files at that delete.
+			return apierr.Conflict("cargo %s is managed by sandbox %s; create an external cargo to share files", cg.ID, cg.ManagedBySandboxID).
+				With(map[string]any{"managed_by_sandbox_id": cg.ManagedBySandboxID})
+		}
 		sb.CargoID = cg.ID
 	} else {
 		cg, err := s.svc.CreateCargo(ctx, own, sb.ID, 0)
@@ -319,8 +325,21 @@ func (s *Server) stopSandbox(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "stopped"})
 }
 
+// deleteSandbox is idempotent for the owner: a sandbox already deleted (by
+// the owner or by TTL expiry) leaves a tombstone, so a repeat is 204 for its
+// owner and 404 for everyone else.
 func (s *Server) deleteSandbox(c *fiber.Ctx) error {
 	sb, err := s.loadSandbox(c)
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code == apierr.CodeNotFound {
+		gone, terr := s.store.SandboxTombstoned(c.UserContext(), owner(c), c.Params("id"))
+		if terr != nil {
+			return fmt.Errorf("check deleted sandbox: %w", terr)
+		}
+		if gone {
+			return c.SendStatus(http.StatusNoContent)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type Store interface {
 	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]store.Sandbox, string, error)
 	CountSandboxes(ctx context.Context, owner string) (int, error)
 	DeleteSandbox(ctx context.Context, id string) error
+	SandboxTombstoned(ctx context.Context, owner, id string) (bool, error)
 	SetExpiry(ctx context.Context, id string, t *time.Time) error
 	ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error)
 

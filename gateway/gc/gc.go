@@ -39,7 +39,12 @@ type Store interface {
 	ListWithSession(ctx context.Context) ([]store.Sandbox, error)
 	DeleteCargo(ctx context.Context, id string) error
 	PurgeIdem(ctx context.Context, now time.Time) (int, error)
+	PurgeTombstones(ctx context.Context, before time.Time) (int, error)
 }
+
+// tombstoneTTL is how long a deleted sandbox's id answers its owner's
+// repeated DELETE with 204.
+const tombstoneTTL = 24 * time.Hour
 
 // Sessions is the sandbox service as GC uses it.
 type Sessions interface {
@@ -207,6 +212,9 @@ func (g *Collector) RunOnce(ctx context.Context, tasks []string) (Report, error)
 	}
 	if _, err := g.store.PurgeIdem(ctx, now); err != nil {
 		g.log.Warn("purge idempotency keys", "error", err)
+	}
+	if _, err := g.store.PurgeTombstones(ctx, now.Add(-tombstoneTTL)); err != nil {
+		g.log.Warn("purge sandbox tombstones", "error", err)
 	}
 	rep.DurationMS = time.Since(start).Milliseconds()
 	g.mu.Lock()

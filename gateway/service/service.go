@@ -98,6 +98,7 @@ type Manager struct {
 	sessions map[string]*live // by sandbox id
 	idle     map[string]idleMark
 	locks    map[string]*lockRef
+	inflight map[string]int // calls using a sandbox's session right now
 
 	wg sync.WaitGroup
 }
@@ -124,6 +125,7 @@ func New(cfg Config, st Store, alloc allocator.Allocator, ps Profiles, log hclog
 	return &Manager{
 		cfg: cfg, store: st, alloc: alloc, profiles: ps, log: log.Named("service"),
 		sessions: map[string]*live{}, idle: map[string]idleMark{}, locks: map[string]*lockRef{},
+		inflight: map[string]int{},
 	}
 }
 
@@ -228,6 +230,9 @@ func (m *Manager) Route(ctx context.Context, sb store.Sandbox, capability string
 	if !ok {
 		return allocator.Endpoint{}, "", CapabilityError(p, capability)
 	}
+	// Touch before ensuring too: an idle reap deciding concurrently either
+	// sees the fresh deadline, or released first and ensure starts anew.
+	m.Touch(ctx, sb, p)
 	for attempt := 0; ; attempt++ {
 		l, err := m.ensure(ctx, sb)
 		if err != nil {
@@ -253,6 +258,38 @@ func (m *Manager) Route(ctx context.Context, sb store.Sandbox, capability string
 			return allocator.Endpoint{}, "", fmt.Errorf("resolve %s: %w", c.Name, err)
 		}
 	}
+}
+
+// Acquire is Route for a call about to use the endpoint: until release is
+// called the idle reaper leaves the session alone, so a call running longer
+// than the idle timeout is not cut off. release also refreshes the idle
+// deadline (it counts from the end of the call); it is safe to call twice.
+func (m *Manager) Acquire(ctx context.Context, sb store.Sandbox, capability string) (allocator.Endpoint, string, func(), error) {
+	m.mu.Lock()
+	m.inflight[sb.ID]++
+	m.mu.Unlock()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.inflight[sb.ID]--; m.inflight[sb.ID] <= 0 {
+				delete(m.inflight, sb.ID)
+			}
+			m.mu.Unlock()
+		})
+	}
+	ep, sessionID, err := m.Route(ctx, sb, capability)
+	if err != nil {
+		release()
+		return allocator.Endpoint{}, "", func() {}, err
+	}
+	p, _ := m.Profile(sb)
+	return ep, sessionID, func() {
+		release()
+		if p != nil && m.SessionID(sb.ID) == sessionID {
+			m.Touch(context.WithoutCancel(ctx), sb, p)
+		}
+	}, nil
 }
 
 // CapabilityError is the 400 for a capability the profile does not offer.
@@ -406,7 +443,7 @@ func (m *Manager) Stop(ctx context.Context, sb store.Sandbox) error {
 // refreshed the deadline first (the session stays) or starts a new session.
 func (m *Manager) ReleaseIfIdle(ctx context.Context, sb store.Sandbox, now time.Time) (bool, error) {
 	return m.releaseIf(ctx, sb.ID, false, func(l *live) bool {
-		if l != nil && l.phase == phaseStarting {
+		if (l != nil && l.phase == phaseStarting) || m.inflight[sb.ID] > 0 {
 			return false
 		}
 		deadline := m.idle[sb.ID].deadline
@@ -420,11 +457,17 @@ func (m *Manager) ReleaseIfIdle(ctx context.Context, sb store.Sandbox, now time.
 // DeleteSandbox destroys sb's compute, its history and its managed cargo
 // (an external cargo is kept). Shared by the API, TTL expiry and the warm pool.
 func (m *Manager) DeleteSandbox(ctx context.Context, sb store.Sandbox) error {
+	// The row goes first, under the sandbox's lock: a start racing this
+	// delete either finished (and is destroyed below) or fails to record
+	// its session on the missing row, so no compute outlives the sandbox.
+	unlock := m.lock(sb.ID)
+	err := m.store.DeleteSandbox(ctx, sb.ID)
+	unlock()
+	if err != nil {
+		return fmt.Errorf("delete sandbox: %w", err)
+	}
 	if err := m.Destroy(ctx, sb); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
-	}
-	if err := m.store.DeleteSandbox(ctx, sb.ID); err != nil {
-		return fmt.Errorf("delete sandbox: %w", err)
 	}
 	if err := m.store.DeleteExecutions(ctx, sb.ID); err != nil {
 		return fmt.Errorf("delete history: %w", err)

@@ -93,6 +93,16 @@ CREATE TABLE meta (
 	value TEXT NOT NULL
 );
 `,
+	// 2: tombstones of deleted sandboxes, so a repeated DELETE by the owner
+	// is answered 204 while everyone else still gets 404.
+	`
+CREATE TABLE sandbox_tombstones (
+	id         TEXT PRIMARY KEY,
+	owner      TEXT NOT NULL,
+	deleted_at INTEGER NOT NULL
+);
+CREATE INDEX sandbox_tombstones_deleted ON sandbox_tombstones(deleted_at);
+`,
 }
 
 // migrate creates schema_migrations and applies the missing migrations, each

@@ -193,9 +193,20 @@ func (s *SQLite) CountSandboxes(ctx context.Context, owner string) (int, error) 
 	return n, nil
 }
 
-// DeleteSandbox removes a sandbox row; deleting a missing one is not an error.
+// DeleteSandbox removes a sandbox row; deleting a missing one is not an
+// error. A user's (non-warm) sandbox leaves a tombstone (see
+// SandboxTombstoned) in the same transaction; its time is the wall clock,
+// used only to purge old tombstones.
 func (s *SQLite) DeleteSandbox(ctx context.Context, id string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ?`, id); err != nil {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sandbox_tombstones (id, owner, deleted_at)
+			SELECT id, owner, ? FROM sandboxes WHERE id = ? AND warm = 0`, ms(time.Now()), id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete sandbox %s: %w", id, err)
 	}
 	return nil

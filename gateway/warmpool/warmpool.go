@@ -22,6 +22,9 @@ const Owner = "__warm_pool__"
 type Store interface {
 	ListWarm(ctx context.Context, profileID string) ([]store.Sandbox, error)
 	CreateSandbox(ctx context.Context, sb store.Sandbox) error
+	// RetireWarm deletes an unclaimed warm sandbox's row; false when a
+	// create claimed it first.
+	RetireWarm(ctx context.Context, id string) (bool, error)
 }
 
 // Sessions is the sandbox service as the pool uses it.
@@ -94,9 +97,12 @@ func (p *Pool) Reconcile(ctx context.Context) {
 		live := 0
 		for _, sb := range warm {
 			if prof.WarmRotateTTL > 0 && now.Sub(sb.CreatedAt) >= prof.WarmRotateTTL {
-				if err := p.sessions.DeleteSandbox(ctx, sb); err != nil {
+				retired, err := p.retire(ctx, sb)
+				if err != nil {
 					p.log.Warn("rotate warm sandbox", "sandbox_id", sb.ID, "error", err)
-					live++
+				}
+				if !retired && err != nil {
+					live++ // its row could not be removed: still warm
 				}
 				continue
 			}
@@ -133,8 +139,19 @@ func (p *Pool) Drain(ctx context.Context) {
 		return
 	}
 	for _, sb := range warm {
-		if err := p.sessions.DeleteSandbox(ctx, sb); err != nil {
+		if _, err := p.retire(ctx, sb); err != nil {
 			p.log.Warn("drain warm sandbox", "sandbox_id", sb.ID, "error", err)
 		}
 	}
+}
+
+// retire tears an unclaimed warm sandbox down: its row goes first, in one
+// statement that fails if a create claimed it meanwhile, then its compute
+// and managed cargo. retired=false means it was claimed (nothing done).
+func (p *Pool) retire(ctx context.Context, sb store.Sandbox) (bool, error) {
+	ok, err := p.store.RetireWarm(ctx, sb.ID)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, p.sessions.DeleteSandbox(ctx, sb)
 }
