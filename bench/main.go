@@ -34,6 +34,7 @@ func main() {
 		{"ship", benchShip},
 		{"nomad", benchNomad},
 		{"lifecycle", benchLifecycle},
+		{"gull", benchGull},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
