@@ -328,5 +328,21 @@ func TestPythonDefaultContract(t *testing.T) {
 	if shb["success"] != false || shb["exit_code"].(float64) != 3 {
 		t.Fatalf("shell exit: %v", shb)
 	}
+
+	// Metrics: Prometheus text, no auth, route patterns as labels.
+	m := g.do("GET", "/metrics", nil, withoutAuth())
+	body := string(m.Body)
+	for _, want := range []string{
+		`bay_http_requests_total{method="POST",route="/v1/sandboxes/:id/python/exec",status="200"}`,
+		`bay_http_requests_total{method="GET",route="/v1",status="401"} 2`,
+		`bay_sessions{phase="ready"} 2`,
+	} {
+		if m.Status != 200 || !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, id) {
+		t.Fatalf("metrics leak raw paths: %s", body)
+	}
 	_ = io.Discard
 }

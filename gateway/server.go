@@ -99,6 +99,7 @@ type Server struct {
 	idem     *idemLocks
 	warm     WarmPool
 	gc       *gc.Collector
+	metrics  *metrics
 }
 
 // WarmPool hands out pre-started sandboxes; nil means no warm pool.
@@ -127,16 +128,19 @@ func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, 
 	s := &Server{
 		cfg: cfg, store: st, svc: svc, alloc: alloc, profiles: ps, log: log.Named("http"),
 		hc:   newRuntimeHTTPClient(),
-		idem: newIdemLocks(),
+		idem: newIdemLocks(), metrics: newMetrics(),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "bay",
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
-		StreamRequestBody:     true,
-		BodyLimit:             cfg.BodyLimit,
-		ReadBufferSize:        16 << 10,
-		ReadTimeout:           0,
+		// Strings taken from a request outlive it (background warm-up,
+		// metrics labels, logs); fasthttp would reuse their bytes.
+		Immutable:         true,
+		StreamRequestBody: true,
+		BodyLimit:         cfg.BodyLimit,
+		ReadBufferSize:    16 << 10,
+		ReadTimeout:       0,
 	})
 	s.routes()
 	return s
@@ -180,6 +184,8 @@ func newRuntimeHTTPClient() *http.Client {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.requestIDMiddleware)
+	app.Use(s.metricsMiddleware)
+	app.Get("/metrics", s.serveMetrics)
 	app.Get("/health", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok", "version": version.String()})
 	})

@@ -99,8 +99,40 @@ type Manager struct {
 	idle     map[string]idleMark
 	locks    map[string]*lockRef
 	inflight map[string]int // calls using a sandbox's session right now
+	starts   startStats
 
 	wg sync.WaitGroup
+}
+
+// startStats counts session starts for the metrics endpoint.
+type startStats struct {
+	ok, failed int64
+	seconds    float64 // total duration of successful starts
+}
+
+// Stats is a snapshot of the sessions the gateway knows.
+type Stats struct {
+	Starting, Running, Degraded int
+	StartsOK, StartsFailed      int64
+	StartSeconds                float64
+}
+
+// Stats returns a snapshot for metrics.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Stats{StartsOK: m.starts.ok, StartsFailed: m.starts.failed, StartSeconds: m.starts.seconds}
+	for _, l := range m.sessions {
+		switch {
+		case l.phase == phaseStarting:
+			st.Starting++
+		case l.phase == phaseRunning && len(l.down) > 0:
+			st.Degraded++
+		case l.phase == phaseRunning:
+			st.Running++
+		}
+	}
+	return st
 }
 
 type idleMark struct {
@@ -379,9 +411,16 @@ func (m *Manager) start(sb store.Sandbox, l *live) {
 	unlock := m.lock(sb.ID)
 	defer unlock()
 
+	began := time.Now()
 	sess, err := m.startSession(ctx, sb, l.sessionID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err != nil {
+		m.starts.failed++
+	} else {
+		m.starts.ok++
+		m.starts.seconds += time.Since(began).Seconds()
+	}
 	if err != nil {
 		l.phase = phaseFailed
 		l.err = err
