@@ -36,7 +36,7 @@ func run() int {
 		runtime.GOMAXPROCS(1)
 	}
 	host := flag.String("host", envOr("BAY_GULL_HOST", "0.0.0.0"), "listen host")
-	port := flag.Int("port", envInt("BAY_GULL_PORT", 8115), "listen port")
+	port := flag.Int("port", envInt("BAY_GULL_PORT", envInt("PORT", 8115)), "listen port (env BAY_GULL_PORT, then PORT)")
 	workspace := flag.String("workspace", envOr("BAY_WORKSPACE_PATH", "/workspace"), "workspace (cargo) directory")
 	cli := flag.String("agent-browser", os.Getenv("BAY_AGENT_BROWSER"), "agent-browser CLI path (default: BAY_AGENT_BROWSER, then PATH)")
 	session := flag.String("session", envOr("BAY_SANDBOX_ID", "default"), "agent-browser session name")
