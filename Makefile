@@ -25,7 +25,7 @@ vet:
 # The whole test suite: unit, golden, end-to-end on the embedded default, and
 # the real-Nomad integration tests when a nomad binary is on PATH.
 test: deps build vet
-	BAY_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 25m ./...
+	BAY_BIN_DIR=$(BIN) $(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 bench: deps build
 	BAY_BIN_DIR=$(BIN) $(GO) run ./bench $(ARGS)
