@@ -131,9 +131,9 @@ func (d *decoder) get(attrs hcl.Attributes, field, name string, dst any) {
 	}
 	var diags hcl.Diagnostics
 	if dp, isDur := dst.(*time.Duration); isDur {
-		diags = decodeDuration(a, dp)
+		diags = profiles.DecodeDuration(a, dp)
 	} else {
-		diags = decodeAttr(a, dst)
+		diags = profiles.DecodeAttr(a, dst)
 	}
 	d.diags = append(d.diags, diags...)
 	if !diags.HasErrors() {

@@ -156,17 +156,17 @@ func decodeProfile(b *hcl.Block) (Profile, *spans, hcl.Diagnostics) {
 
 	get := func(name string, dst any) {
 		if a, ok := attrs[name]; ok {
-			diags = append(diags, decodeAttr(a, dst)...)
+			diags = append(diags, DecodeAttr(a, dst)...)
 		}
 	}
 	get("description", &p.Description)
 	get("env", &p.Env)
 	get("warm_pool_size", &p.WarmPoolSize)
 	if a, ok := attrs["idle_timeout"]; ok {
-		diags = append(diags, decodeDuration(a, &p.IdleTimeout)...)
+		diags = append(diags, DecodeDuration(a, &p.IdleTimeout)...)
 	}
 	if a, ok := attrs["warm_rotate_ttl"]; ok {
-		diags = append(diags, decodeDuration(a, &p.WarmRotateTTL)...)
+		diags = append(diags, DecodeDuration(a, &p.WarmRotateTTL)...)
 	}
 
 	blocks := map[string][]*hcl.Block{}
@@ -180,11 +180,11 @@ func decodeProfile(b *hcl.Block) (Profile, *spans, hcl.Diagnostics) {
 		diags = append(diags, dd...)
 		if a, ok := rc.Attributes["attempts"]; ok {
 			sp.at["restart.attempts"] = a.Expr.Range()
-			diags = append(diags, decodeAttr(a, &p.Restart.Attempts)...)
+			diags = append(diags, DecodeAttr(a, &p.Restart.Attempts)...)
 		}
 		if a, ok := rc.Attributes["delay"]; ok {
 			sp.at["restart.delay"] = a.Expr.Range()
-			diags = append(diags, decodeDuration(a, &p.Restart.Delay)...)
+			diags = append(diags, DecodeDuration(a, &p.Restart.Delay)...)
 		}
 	}
 
@@ -254,7 +254,7 @@ func decodeContainerFields(c *Container, attrs hcl.Attributes, resources []*hcl.
 	get := func(name string, dst any) bool {
 		a, ok := attrs[name]
 		if ok {
-			diags = append(diags, decodeAttr(a, dst)...)
+			diags = append(diags, DecodeAttr(a, dst)...)
 		}
 		return ok
 	}
@@ -278,11 +278,11 @@ func decodeContainerFields(c *Container, attrs hcl.Attributes, resources []*hcl.
 		diags = append(diags, dd...)
 		if a, ok := rc.Attributes["cpu"]; ok {
 			sp.at["resources.cpu"] = a.Expr.Range()
-			diags = append(diags, decodeAttr(a, &c.Resources.CPU)...)
+			diags = append(diags, DecodeAttr(a, &c.Resources.CPU)...)
 		}
 		if a, ok := rc.Attributes["memory"]; ok {
 			sp.at["resources.memory"] = a.Expr.Range()
-			diags = append(diags, decodeAttr(a, &c.Resources.MemoryMB)...)
+			diags = append(diags, DecodeAttr(a, &c.Resources.MemoryMB)...)
 		}
 	}
 	return diags

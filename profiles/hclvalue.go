@@ -78,9 +78,11 @@ func (n *litNode) value() cty.Value {
 	return cty.ObjectVal(attrs)
 }
 
-// decodeAttr evaluates an attribute into dst (a pointer to a Go value
-// gocty understands), reporting failures at the attribute's position.
-func decodeAttr(a *hcl.Attribute, dst any) hcl.Diagnostics {
+// DecodeAttr evaluates an attribute into dst (a pointer to a Go value gocty
+// understands), reporting failures at the attribute's position. Literal
+// "${...}" text is kept verbatim (see literalContext). The gateway's config
+// uses it too, so both files read the same way.
+func DecodeAttr(a *hcl.Attribute, dst any) hcl.Diagnostics {
 	val, diags := a.Expr.Value(literalContext(a.Expr))
 	if diags.HasErrors() {
 		return diags
@@ -109,10 +111,10 @@ func decodeAttr(a *hcl.Attribute, dst any) hcl.Diagnostics {
 	return diags
 }
 
-// decodeDuration reads a duration written as a string such as "30s" or "10m".
-func decodeDuration(a *hcl.Attribute, dst *time.Duration) hcl.Diagnostics {
+// DecodeDuration reads a duration written as a string such as "30s" or "10m".
+func DecodeDuration(a *hcl.Attribute, dst *time.Duration) hcl.Diagnostics {
 	var s string
-	if diags := decodeAttr(a, &s); diags.HasErrors() {
+	if diags := DecodeAttr(a, &s); diags.HasErrors() {
 		return diags
 	}
 	d, err := time.ParseDuration(s)
