@@ -36,6 +36,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "config":
+		if len(args) < 2 || args[1] != "validate" {
+			fmt.Fprintln(stderr, "Usage: bay config validate <file>")
+			return 2
+		}
+		return configValidate(args[2:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "bay %s\n", version.String())
 		return 0
@@ -52,8 +58,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: bay <command> [flags]
 
 Commands:
-  serve     run the gateway (embedded local allocator unless Nomad is configured)
-  version   print the version
+  serve             run the gateway (embedded local allocator unless Nomad is configured)
+  config validate   check a config file and report every problem with its position
+  version           print the version
 
 Run "bay serve -h" for the serve flags.
 `)

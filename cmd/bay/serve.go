@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	cfg, err := config.Load(f.config)
 	if err != nil {
-		return err
+		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
@@ -77,6 +77,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name: "bay", Level: hclog.LevelFromString(cfg.LogLevel), Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00",
 	})
 	return runGateway(ctx, cfg, log, stdout)
+}
+
+// loadConfig loads and validates a config file as serve does.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, cfg.Validate()
 }
 
 func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout io.Writer) error {
