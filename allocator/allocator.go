@@ -46,6 +46,9 @@ var (
 	ErrSessionGone   = errors.New("session is gone")
 	ErrContainerDown = errors.New("container is down")
 	ErrCargoInUse    = errors.New("cargo is in use")
+	// ErrUnavailable: the compute backend (e.g. the Nomad API) could not be
+	// reached at all; retrying later may work.
+	ErrUnavailable = errors.New("compute backend unavailable")
 )
 
 // StartRequest is everything needed to start a session.

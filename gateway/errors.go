@@ -70,9 +70,10 @@ func (s *Server) toAPIError(c *fiber.Ctx, err error) *apierr.Error {
 		return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "not found")
 	case errors.Is(err, allocator.ErrCargoInUse):
 		return apierr.Conflict("%s", err.Error())
+	case errors.Is(err, allocator.ErrUnavailable):
+		return apierr.NotReady(c.Params("id"), 5000, err.Error())
 	case errors.Is(err, allocator.ErrStartFailed):
-		return apierr.New(http.StatusServiceUnavailable, apierr.CodeSessionNotReady, "%s", err.Error()).
-			With(map[string]any{"sandbox_id": c.Params("id"), "retry_after_ms": 1000})
+		return apierr.NotReady(c.Params("id"), 1000, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "the runtime did not answer in time")
 	}

@@ -33,7 +33,7 @@ const BackendHostVolume = "nomad_host_volume"
 // ErrUnreachable is wrapped by errors that come from not reaching Nomad at
 // all (as opposed to Nomad refusing), so the gateway can answer 503 rather
 // than report a failed start.
-var ErrUnreachable = errors.New("nomad is unreachable")
+var ErrUnreachable = fmt.Errorf("nomad is unreachable: %w", allocator.ErrUnavailable)
 
 // Resolver finds a container's endpoint (discovery.Nomad or discovery.Consul).
 type Resolver interface {

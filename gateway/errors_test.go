@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/bay-sandbox/bay/allocator"
+	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/runtimes/wire"
+)
+
+// TestErrorMapping checks the one place errors become responses: every
+// class of failure gets its contract status and code, never a bare 500.
+func TestErrorMapping(t *testing.T) {
+	s := &Server{log: hclog.NewNullLogger()}
+	cases := []struct {
+		name       string
+		err        error
+		status     int
+		code       string
+		retryAfter string
+	}{
+		{"start failed", fmt.Errorf("start session: %w: gull exited 1", allocator.ErrStartFailed), 503, "session_not_ready", "1"},
+		{"backend down", fmt.Errorf("create volume: %w", allocator.ErrUnavailable), 503, "session_not_ready", "5"},
+		{"cargo in use", fmt.Errorf("delete: %w", allocator.ErrCargoInUse), 409, "conflict", ""},
+		{"store not found", fmt.Errorf("load: %w", store.ErrNotFound), 404, "not_found", ""},
+		{"runtime 404", &wire.Error{Status: 404, Code: "file_not_found", Message: "no such file"}, 404, "file_not_found", ""},
+		{"runtime bad path", &wire.Error{Status: 400, Code: "invalid_path", Message: "symlink escapes"}, 400, "invalid_path", ""},
+		{"runtime 500", &wire.Error{Status: 500, Code: "internal_error", Message: "boom"}, 502, "ship_error", ""},
+		{"runtime timeout", context.DeadlineExceeded, 504, "timeout", ""},
+		{"runtime unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, 502, "ship_error", ""},
+		{"route not found", fiber.ErrNotFound, 404, "not_found", ""},
+		{"bug", errors.New("nil map"), 500, "internal_error", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := fiber.New(fiber.Config{ErrorHandler: s.errorHandler})
+			app.Get("/v1/sandboxes/:id", func(c *fiber.Ctx) error { return tc.err })
+			resp, err := app.Test(httptest.NewRequest("GET", "/v1/sandboxes/sandbox-1", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var env envelope
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("not an envelope: %s", body)
+			}
+			if resp.StatusCode != tc.status || env.Error.Code != tc.code || env.Error.Message == "" {
+				t.Fatalf("got %d %s %q, want %d %s", resp.StatusCode, env.Error.Code, env.Error.Message, tc.status, tc.code)
+			}
+			if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+				t.Fatalf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+		})
+	}
+}
