@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -172,19 +169,12 @@ runtimes { python = "/usr/bin/python3" }
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}
-	for time.Since(start) < 10*time.Second {
-		resp, err := b.hc.Get(b.url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				b.startup = time.Since(start)
-				return b, nil
-			}
-		}
-		time.Sleep(time.Millisecond)
+	if err := waitFor(ctx, 10*time.Second, time.Millisecond, getOK(b.hc, b.url+"/health")); err != nil {
+		b.stop()
+		return nil, fmt.Errorf("bay did not answer /health within 10s (log: %s): %w", filepath.Join(dir, name+".log"), err)
 	}
-	b.stop()
-	return nil, fmt.Errorf("bay did not answer /health within 10s (log: %s)", filepath.Join(dir, name+".log"))
+	b.startup = time.Since(start)
+	return b, nil
 }
 
 func (b *bayProc) stop() {
@@ -220,40 +210,15 @@ func rssMB(pid int) float64 {
 }
 
 func (b *bayProc) call(method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		j, _ := json.Marshal(in)
-		body = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, b.url+path, body)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.hc.Do(req)
+	status, raw, err := doJSON(b.hc, method, b.url+path, in)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	if status >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, status, raw)
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-var directClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-
-func postJSON(url string, in any) error {
-	j, _ := json.Marshal(in)
-	resp, err := directClient.Post(url, "application/json", bytes.NewReader(j))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s: %d", url, resp.StatusCode)
 	}
 	return nil
 }
@@ -267,30 +232,14 @@ func startShip(ctx context.Context, bin, ws string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--workspace", ws)
-	cmd.Env = append(os.Environ(), "BAY_PYTHON=/usr/bin/python3")
-	if err := cmd.Start(); err != nil {
+	stop, err := startProcess(ctx, bin, append(os.Environ(), "BAY_PYTHON=/usr/bin/python3"), nil, "--port", strconv.Itoa(port), "--workspace", ws)
+	if err != nil {
 		return "", nil, err
 	}
-	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
-		if resp, err := directClient.Get(url + "/health"); err == nil {
-			resp.Body.Close()
-			return url, stop, nil
-		}
+	if err := waitFor(ctx, 10*time.Second, 10*time.Millisecond, getOK(directClient, url+"/health")); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("ship did not start: %w", err)
 	}
-	stop()
-	return "", nil, fmt.Errorf("ship did not start")
+	return url, stop, nil
 }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

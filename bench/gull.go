@@ -8,10 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/bay-sandbox/bay/runtimes/gull"
@@ -50,31 +48,33 @@ func benchGull(ctx context.Context, r *Reporter) error {
 	session := fmt.Sprintf("bench-gull-%d", os.Getpid())
 	env := gullBrowserEnv("AGENT_BROWSER_SOCKET_DIR="+tmp, "BAY_SANDBOX_ID="+session)
 
-	port, err := gullFreePort()
+	port, err := freePort()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--agent-browser", ab, "--log-level", "warn")
-	cmd.Env = env
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	// stop's SIGTERM makes Gull close the browser before it exits.
+	stop, err := startProcess(ctx, bin, env, os.Stderr,
+		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--agent-browser", ab, "--log-level", "warn")
+	if err != nil {
 		return fmt.Errorf("start gull: %w", err)
 	}
-	defer func() {
-		// SIGTERM makes Gull close the browser before it exits.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
+	defer stop()
 	c := gull.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil)
-	if err := gullWaitHealthy(ctx, c); err != nil {
+	if err := waitFor(ctx, 15*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
+		h, err := c.Health(ctx)
+		if err == nil && h.Status != gull.StatusHealthy {
+			err = fmt.Errorf("health %+v", h)
+		}
 		return err
+	}); err != nil {
+		return fmt.Errorf("gull not healthy: %w", err)
 	}
-	r.Value("gull_cold_healthy", gullMS(time.Since(start)), "ms")
+	r.Value("gull_cold_healthy", ms(time.Since(start)), "ms")
 	if _, err := gullExec(ctx, c, "open "+url); err != nil {
 		return fmt.Errorf("first open: %w", err)
 	}
-	r.Value("gull_cold_first_open", gullMS(time.Since(start)), "ms")
+	r.Value("gull_cold_first_open", ms(time.Since(start)), "ms")
 
 	// Baseline cold start: the bare CLI with a fresh session and profile.
 	baseSession := session + "-direct"
@@ -83,7 +83,7 @@ func benchGull(ctx context.Context, r *Reporter) error {
 	if out, err := gullDirect(ctx, ab, ws, env, baseSession, baseProfile, "open", url); err != nil {
 		return fmt.Errorf("direct open: %w: %s", err, out)
 	}
-	r.Value("agent_browser_cold_first_open", gullMS(time.Since(start)), "ms")
+	r.Value("agent_browser_cold_first_open", ms(time.Since(start)), "ms")
 	_, _ = gullDirect(ctx, ab, ws, env, baseSession, baseProfile, "close")
 
 	// The HTTP round trip alone, for reading the overhead below.
@@ -120,8 +120,8 @@ func benchGull(ctx context.Context, r *Reporter) error {
 		}
 		direct = append(direct, time.Since(t0))
 	}
-	sort.Slice(viaGull, func(i, j int) bool { return viaGull[i] < viaGull[j] })
-	sort.Slice(direct, func(i, j int) bool { return direct[i] < direct[j] })
+	sortDurations(viaGull)
+	sortDurations(direct)
 	r.ReportLatency("gull_get_title", viaGull)
 	r.ReportLatency("agent_browser_get_title", direct)
 	r.Ratio("gull_get_title_overhead_p50", Pct(viaGull, 50), Pct(direct, 50))
@@ -193,34 +193,3 @@ func gullSite() (*http.Server, error) {
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
-
-func gullFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func gullWaitHealthy(ctx context.Context, c *gull.Client) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		hctx, cancel := context.WithTimeout(ctx, time.Second)
-		h, err := c.Health(hctx)
-		cancel()
-		if err == nil && h.Status == gull.StatusHealthy {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gull not healthy: %+v %v", h, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-func gullMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -136,24 +133,12 @@ func startLCGateway(ctx context.Context, dir, ship string, warmSize int) (*lcGat
 }
 
 func (g *lcGateway) call(method, path string, body any, want int) (map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, g.url+path, rd)
+	status, b, err := doJSON(http.DefaultClient, method, g.url+path, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	if status != want {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, status, b)
 	}
 	var m map[string]any
 	if len(b) > 0 {
@@ -242,7 +227,7 @@ func firstResultLatencies(ctx context.Context, ship string, warmSize, n int) ([]
 			return nil, err
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	sortDurations(out)
 	return out, nil
 }
 
@@ -335,7 +320,7 @@ func benchGCCycle(ctx context.Context, r *Reporter) error {
 	if rep.TotalErrors != 0 || rep.TotalCleaned != 2*n/100 {
 		return fmt.Errorf("due cycle: cleaned %d, errors %d: %+v", rep.TotalCleaned, rep.TotalErrors, rep.Results)
 	}
-	r.Value("lifecycle_gc_cycle_10k_with_200_due", float64(elapsed)/float64(time.Millisecond), "ms")
+	r.Value("lifecycle_gc_cycle_10k_with_200_due", ms(elapsed), "ms")
 	r.Value("lifecycle_gc_cycle_budget", gcCycleBudgetMS, "ms")
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,26 +156,19 @@ func shipPID(url string) (int, error) {
 }
 
 func rawShipStart(ctx context.Context, ship, workspace string, env []string) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.CommandContext(ctx, ship, "--port", strconv.Itoa(port), "--workspace", workspace)
-	cmd.Env = append(os.Environ(), append(env, "BAY_WORKSPACE_PATH="+workspace)...)
-	if err := cmd.Start(); err != nil {
+	stop, err := startProcess(ctx, ship, append(os.Environ(), append(env, "BAY_WORKSPACE_PATH="+workspace)...), nil,
+		"--port", strconv.Itoa(port), "--workspace", workspace)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	defer stop()
 	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
+	if err := waitFor(ctx, 30*time.Second, 5*time.Millisecond, getOK(http.DefaultClient, url)); err != nil {
+		return fmt.Errorf("raw ship not healthy: %w", err)
 	}
-	return fmt.Errorf("raw ship not healthy")
+	return nil
 }

@@ -247,7 +247,7 @@ func concurrentStarts(ctx context.Context, r *Reporter, a *nomad.Allocator, p *p
 	name := fmt.Sprintf("nomad_concurrent_%d_cold_start", k)
 	r.ReportLatency(name, lat)
 	r.Value(name+"_max", Pct(lat, 100), "ms")
-	r.Value(name+"_wall", float64(wall)/float64(time.Millisecond), "ms")
+	r.Value(name+"_wall", ms(wall), "ms")
 	// Let the destroyed allocations finish before the next round.
 	waitNoLiveAllocs(ctx, a.Client(), time.Minute)
 	return nil

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/bay-sandbox/bay/runtimes/ship"
@@ -29,23 +27,19 @@ func benchShip(ctx context.Context, r *Reporter) error {
 		return err
 	}
 	defer os.RemoveAll(ws)
-	port, err := shipFreePort()
+	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "BAY_PYTHON=/usr/bin/python3")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	stop, err := startProcess(ctx, bin, append(os.Environ(), "BAY_PYTHON=/usr/bin/python3"), os.Stderr,
+		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--log-level", "warn")
+	if err != nil {
 		return fmt.Errorf("start ship: %w", err)
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
+	defer stop()
 	c := ship.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil)
-	if err := shipWaitHealthy(ctx, c); err != nil {
-		return err
+	if err := waitFor(ctx, 15*time.Second, 20*time.Millisecond, func(ctx context.Context) error { _, err := c.Health(ctx); return err }); err != nil {
+		return fmt.Errorf("ship not healthy: %w", err)
 	}
 	call := func(fn func(ctx context.Context) error) func() error {
 		return func() error {
@@ -60,7 +54,7 @@ func benchShip(ctx context.Context, r *Reporter) error {
 	if _, err := c.PythonExec(ctx, ship.PythonExecRequest{Code: "1+1"}); err != nil {
 		return fmt.Errorf("warm python: %w", err)
 	}
-	r.Value("ship_python_first_exec", float64(time.Since(start))/float64(time.Millisecond), "ms")
+	r.Value("ship_python_first_exec", ms(time.Since(start)), "ms")
 
 	health, err := Latencies(r.N, call(func(ctx context.Context) error { _, err := c.Health(ctx); return err }))
 	if err != nil {
@@ -120,29 +114,4 @@ func benchShip(ctx context.Context, r *Reporter) error {
 	r.ReportLatency("ship_file_read_4k", rd)
 	r.Ratio("ship_file_read_vs_health_p50", Pct(rd, 50), Pct(health, 50))
 	return nil
-}
-
-func shipWaitHealthy(ctx context.Context, c *ship.Client) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		hctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.Health(hctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("ship not healthy: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func shipFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

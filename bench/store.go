@@ -52,7 +52,7 @@ func benchStore(ctx context.Context, r *Reporter) error {
 			return err
 		}
 	}
-	r.Value("store_create_sandbox_with_cargo_mean", float64(time.Since(seedStart))/float64(time.Millisecond)/n, "ms")
+	r.Value("store_create_sandbox_with_cargo_mean", ms(time.Since(seedStart))/n, "ms")
 
 	gc, err := Latencies(r.N, func() error {
 		idle, err := s.ListIdleExpired(ctx, now)

@@ -34,19 +34,29 @@ type target struct {
 	done      func()
 }
 
-// route loads the sandbox, refuses a capability its profile lacks before any
-// compute starts, then ensures a session and resolves the container.
-func (s *Server) route(c *fiber.Ctx, capability string) (target, error) {
+// capableSandbox loads the sandbox and refuses a capability its profile
+// lacks, before any compute starts.
+func (s *Server) capableSandbox(c *fiber.Ctx, capability string) (store.Sandbox, error) {
 	sb, err := s.loadSandbox(c)
 	if err != nil {
-		return target{}, err
+		return store.Sandbox{}, err
 	}
 	p, err := s.svc.Profile(sb)
 	if err != nil {
-		return target{}, err
+		return store.Sandbox{}, err
 	}
 	if _, ok := p.Route(capability); !ok {
-		return target{}, service.CapabilityError(p, capability)
+		return store.Sandbox{}, service.CapabilityError(p, capability)
+	}
+	return sb, nil
+}
+
+// route checks the capability (capableSandbox), then ensures a session and
+// resolves the container.
+func (s *Server) route(c *fiber.Ctx, capability string) (target, error) {
+	sb, err := s.capableSandbox(c, capability)
+	if err != nil {
+		return target{}, err
 	}
 	ep, sessionID, done, err := s.svc.Acquire(c.UserContext(), sb, capability)
 	if err != nil {
@@ -55,13 +65,20 @@ func (s *Server) route(c *fiber.Ctx, capability string) (target, error) {
 	return target{sb: sb, url: ep.URL, sessionID: sessionID, done: done}, nil
 }
 
+// call routes a capability call (route) and bounds it by the call's own
+// timeout plus the round trip grace. release ends both; it must be called
+// when the call is over.
+func (s *Server) call(c *fiber.Ctx, capability string, timeoutSec int) (t target, ctx context.Context, release func(), err error) {
+	t, err = s.route(c, capability)
+	if err != nil {
+		return target{}, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Duration(timeoutSec)*time.Second+s.cfg.RuntimeGrace)
+	return t, ctx, func() { cancel(); t.done() }, nil
+}
+
 func (s *Server) shipClient(t target) *ship.Client { return ship.NewClient(t.url, s.hc) }
 func (s *Server) gullClient(t target) *gull.Client { return gull.NewClient(t.url, s.hc) }
-
-// callCtx bounds a runtime call by its own timeout plus the round trip grace.
-func (s *Server) callCtx(c *fiber.Ctx, timeoutSec int) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.UserContext(), time.Duration(timeoutSec)*time.Second+s.cfg.RuntimeGrace)
-}
 
 type execMeta struct {
 	IncludeCode bool    `json:"include_code"`
@@ -134,13 +151,11 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapPython)
+	t, ctx, release, err := s.call(c, profiles.CapPython, timeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, timeout)
-	defer cancel()
+	defer release()
 	start := time.Now()
 	res, err := s.shipClient(t).PythonExec(ctx, ship.PythonExecRequest{Code: code, Timeout: timeout})
 	if err != nil {
@@ -199,13 +214,11 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	t, err := s.route(c, profiles.CapShell)
+	t, ctx, release, err := s.call(c, profiles.CapShell, timeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, timeout)
-	defer cancel()
+	defer release()
 	start := time.Now()
 	res, err := s.shipClient(t).ShellExec(ctx, ship.ShellExecRequest{Command: command, Cwd: cwd, Timeout: timeout})
 	if err != nil {
@@ -287,13 +300,11 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapBrowser)
+	t, ctx, release, err := s.call(c, profiles.CapBrowser, timeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, timeout)
-	defer cancel()
+	defer release()
 	start := time.Now()
 	res, err := s.gullClient(t).Exec(ctx, gull.ExecRequest{Cmd: cmd, Timeout: timeout})
 	if err != nil {
@@ -338,13 +349,11 @@ func (s *Server) browserBatch(c *fiber.Ctx) error {
 	if req.StopOnError != nil {
 		stop = *req.StopOnError
 	}
-	t, err := s.route(c, profiles.CapBrowser)
+	t, ctx, release, err := s.call(c, profiles.CapBrowser, timeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, timeout)
-	defer cancel()
+	defer release()
 	start := time.Now()
 	res, err := s.gullClient(t).ExecBatch(ctx, gull.BatchRequest{Commands: req.Commands, Timeout: timeout, StopOnError: &stop})
 	if err != nil {
@@ -385,16 +394,9 @@ func (s *Server) browserBatch(c *fiber.Ctx) error {
 }
 
 func (s *Server) browserTrace(c *fiber.Ctx) error {
-	sb, err := s.loadSandbox(c)
+	sb, err := s.capableSandbox(c, profiles.CapBrowser)
 	if err != nil {
 		return err
-	}
-	p, err := s.svc.Profile(sb)
-	if err != nil {
-		return err
-	}
-	if _, ok := p.Route(profiles.CapBrowser); !ok {
-		return service.CapabilityError(p, profiles.CapBrowser)
 	}
 	ref := c.Params("ref")
 	id := strings.TrimPrefix(ref, "blob:")
@@ -414,13 +416,11 @@ func (s *Server) readFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapFilesystem)
+	t, ctx, release, err := s.call(c, profiles.CapFilesystem, fsTimeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, fsTimeout)
-	defer cancel()
+	defer release()
 	res, err := s.shipClient(t).ReadFile(ctx, ship.ReadFileRequest{Path: p})
 	if err != nil {
 		return err
@@ -450,13 +450,11 @@ func (s *Server) writeFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapFilesystem)
+	t, ctx, release, err := s.call(c, profiles.CapFilesystem, fsTimeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, fsTimeout)
-	defer cancel()
+	defer release()
 	if _, err := s.shipClient(t).WriteFile(ctx, ship.WriteFileRequest{Path: p, Content: content, Mode: "w"}); err != nil {
 		return err
 	}
@@ -468,13 +466,11 @@ func (s *Server) deleteFile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapFilesystem)
+	t, ctx, release, err := s.call(c, profiles.CapFilesystem, fsTimeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, fsTimeout)
-	defer cancel()
+	defer release()
 	if err := s.shipClient(t).DeleteFile(ctx, p); err != nil {
 		return err
 	}
@@ -495,13 +491,11 @@ func (s *Server) listDir(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.route(c, profiles.CapFilesystem)
+	t, ctx, release, err := s.call(c, profiles.CapFilesystem, fsTimeout)
 	if err != nil {
 		return err
 	}
-	defer t.done()
-	ctx, cancel := s.callCtx(c, fsTimeout)
-	defer cancel()
+	defer release()
 	res, err := s.shipClient(t).ListDir(ctx, ship.ListDirRequest{Path: p})
 	if err != nil {
 		return err

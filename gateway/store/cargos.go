@@ -105,7 +105,6 @@ func (s *SQLite) GetCargo(ctx context.Context, owner, id string) (Cargo, error) 
 // ListCargos returns one page of cargos, newest first, and the next cursor
 // ("" at the end).
 func (s *SQLite) ListCargos(ctx context.Context, f CargoFilter) ([]Cargo, string, error) {
-	limit := pageSize(f.Limit)
 	q := `SELECT ` + cargoCols + ` FROM cargos WHERE 1 = 1`
 	var args []any
 	if f.Owner != "" {
@@ -116,28 +115,14 @@ func (s *SQLite) ListCargos(ctx context.Context, f CargoFilter) ([]Cargo, string
 		q += ` AND managed = ?`
 		args = append(args, boolInt(*f.Managed))
 	}
-	if f.Cursor != "" {
-		k, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list cargos: %w", err)
-		}
-		q += ` AND (created_at, id) < (?, ?)`
-		args = append(args, k.createdMS, k.id)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit+1)
-	out, err := s.queryCargos(ctx, q, args...)
+	out, next, err := keysetPage(ctx, s.queryCargos, q, args, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("list cargos: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(cursorKey{createdMS: ms(last.CreatedAt), id: last.ID})
-	}
 	return out, next, nil
 }
+
+func (c Cargo) pageKey() cursorKey { return cursorKey{createdMS: ms(c.CreatedAt), id: c.ID} }
 
 // DeleteCargo removes a cargo row; deleting a missing one is not an error.
 func (s *SQLite) DeleteCargo(ctx context.Context, id string) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -52,4 +53,33 @@ func pageSize(limit int) int {
 		return defaultPageSize
 	}
 	return limit
+}
+
+// keysetPage runs q (a SELECT whose WHERE clause args fill) for one page in
+// cursorKey order after cursor: it appends the cursor condition, the order
+// and a limit one past the page, so the extra row tells whether a next page
+// exists. It returns the page and the next cursor ("" at the end).
+func keysetPage[T interface{ pageKey() cursorKey }](ctx context.Context,
+	query func(context.Context, string, ...any) ([]T, error),
+	q string, args []any, cursor string, limit int) ([]T, string, error) {
+	limit = pageSize(limit)
+	if cursor != "" {
+		k, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, k.createdMS, k.id)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+	out, err := query(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(out) <= limit {
+		return out, "", nil
+	}
+	out = out[:limit]
+	return out, encodeCursor(out[limit-1].pageKey()), nil
 }

@@ -148,35 +148,20 @@ func (s *SQLite) GetSandbox(ctx context.Context, owner, id string) (Sandbox, err
 // end). A cursor this store did not produce is an error wrapping
 // ErrInvalidCursor.
 func (s *SQLite) ListSandboxes(ctx context.Context, f SandboxFilter) ([]Sandbox, string, error) {
-	limit := pageSize(f.Limit)
 	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE warm = 0`
 	var args []any
 	if f.Owner != "" {
 		q += ` AND owner = ?`
 		args = append(args, f.Owner)
 	}
-	if f.Cursor != "" {
-		k, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list sandboxes: %w", err)
-		}
-		q += ` AND (created_at, id) < (?, ?)`
-		args = append(args, k.createdMS, k.id)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit+1)
-	out, err := s.querySandboxes(ctx, q, args...)
+	out, next, err := keysetPage(ctx, s.querySandboxes, q, args, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sandboxes: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(cursorKey{createdMS: ms(last.CreatedAt), id: last.ID})
-	}
 	return out, next, nil
 }
+
+func (sb Sandbox) pageKey() cursorKey { return cursorKey{createdMS: ms(sb.CreatedAt), id: sb.ID} }
 
 // CountSandboxes counts an owner's non-warm sandboxes ("" = all owners).
 func (s *SQLite) CountSandboxes(ctx context.Context, owner string) (int, error) {

@@ -129,7 +129,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gull",
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler,
+		ErrorHandler:          wire.FiberErrorHandler,
 	})
 	s.app.Get("/health", s.handleHealth)
 	s.app.Get("/meta", s.handleMeta)
@@ -396,7 +396,7 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 		return err
 	}
 	if len(b.Commands) == 0 {
-		return validationErr(map[string]any{"field": "commands"}, "commands must hold at least one command")
+		return wire.ValidationError(map[string]any{"field": "commands"}, "commands must hold at least one command")
 	}
 	steps := make([][]string, len(b.Commands))
 	for i, cmd := range b.Commands {
@@ -487,7 +487,7 @@ func (s *Server) release() { <-s.sem }
 // available refuses work while shutting down or without a CLI.
 func (s *Server) available() error {
 	if s.closing.Load() {
-		return &apiError{status: http.StatusServiceUnavailable, code: wire.CodeUnavailable, msg: "gull is shutting down"}
+		return &wire.APIError{Status: http.StatusServiceUnavailable, Code: wire.CodeUnavailable, Message: "gull is shutting down"}
 	}
 	if _, err := resolveCLI(s.cfg.AgentBrowser); err != nil {
 		return unavailable(err)
@@ -497,10 +497,10 @@ func (s *Server) available() error {
 
 func decodeJSON(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return validationErr(nil, "request body is empty; a JSON object is required")
+		return wire.ValidationError(nil, "request body is empty; a JSON object is required")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return validationErr(nil, "invalid JSON body: %v", err)
+		return wire.ValidationError(nil, "invalid JSON body: %v", err)
 	}
 	return nil
 }
@@ -512,7 +512,7 @@ func timeoutSeconds(n *json.Number, def, maxSec int) (int, error) {
 	}
 	f, err := n.Float64()
 	if err != nil || f != math.Trunc(f) || f < 1 || f > float64(maxSec) {
-		return 0, validationErr(map[string]any{"field": "timeout"}, "timeout must be a whole number of seconds in 1..%d, got %s", maxSec, n.String())
+		return 0, wire.ValidationError(map[string]any{"field": "timeout"}, "timeout must be a whole number of seconds in 1..%d, got %s", maxSec, n.String())
 	}
 	return int(f), nil
 }
@@ -520,14 +520,14 @@ func timeoutSeconds(n *json.Number, def, maxSec int) (int, error) {
 // parseCommand splits cmd into the CLI's words or says why it cannot.
 func parseCommand(cmd, field string) ([]string, error) {
 	if strings.TrimSpace(cmd) == "" {
-		return nil, validationErr(map[string]any{"field": field}, "%s is empty", field)
+		return nil, wire.ValidationError(map[string]any{"field": field}, "%s is empty", field)
 	}
 	words, err := SplitWords(cmd)
 	if err != nil {
-		return nil, validationErr(map[string]any{"field": field}, "%s: %v", field, err)
+		return nil, wire.ValidationError(map[string]any{"field": field}, "%s: %v", field, err)
 	}
 	if len(words) == 0 || (len(words) == 1 && words[0] == "agent-browser") {
-		return nil, validationErr(map[string]any{"field": field}, "%s names no agent-browser command", field)
+		return nil, wire.ValidationError(map[string]any{"field": field}, "%s names no agent-browser command", field)
 	}
 	return words, nil
 }

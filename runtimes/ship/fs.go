@@ -42,7 +42,7 @@ func decodeBody(c *fiber.Ctx, v any, allowEmpty bool) error {
 		return validationErr("read request body: %v", err)
 	}
 	if len(raw) > defaultJSONLimit {
-		return newAPIError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", defaultJSONLimit)
+		return wire.NewAPIError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", defaultJSONLimit)
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		if allowEmpty {
@@ -85,15 +85,15 @@ func (s *Server) readFile(c *fiber.Ctx) error {
 			return validationErr("%s grew past %d bytes while being read", t.rel, s.cfg.ReadLimit)
 		}
 	} else if content, err = readLines(f, req.Offset, req.Limit, s.cfg.ReadLimit); err != nil {
-		if _, ok := err.(*apiError); ok {
+		if _, ok := err.(*wire.APIError); ok {
 			return err
 		}
 		return fsError("path", t, "read", err)
 	}
 	if !utf8.Valid(content) {
-		return &apiError{status: http.StatusBadRequest, code: wire.CodeValidation,
-			msg:     t.rel + " is not UTF-8 text; use download for binary files",
-			details: map[string]any{"path": t.rel, "reason": "not_utf8"}}
+		return &wire.APIError{Status: http.StatusBadRequest, Code: wire.CodeValidation,
+			Message: t.rel + " is not UTF-8 text; use download for binary files",
+			Details: map[string]any{"path": t.rel, "reason": "not_utf8"}}
 	}
 	return c.JSON(ReadFileResponse{Content: string(content), Path: t.rel, Size: fi.Size()})
 }
@@ -257,13 +257,13 @@ func (s *Server) editFile(c *fiber.Ctx) error {
 	n := strings.Count(content, req.OldString)
 	switch {
 	case n == 0:
-		return &apiError{status: http.StatusBadRequest, code: wire.CodeValidation,
-			msg:     "old_string not found in " + t.rel,
-			details: map[string]any{"path": t.rel, "reason": "not_found"}}
+		return &wire.APIError{Status: http.StatusBadRequest, Code: wire.CodeValidation,
+			Message: "old_string not found in " + t.rel,
+			Details: map[string]any{"path": t.rel, "reason": "not_found"}}
 	case n > 1 && !req.ReplaceAll:
-		return &apiError{status: http.StatusConflict, code: wire.CodeConflict,
-			msg:     "old_string occurs more than once in " + t.rel + "; make it unique or set replace_all",
-			details: map[string]any{"path": t.rel, "occurrences": n}}
+		return &wire.APIError{Status: http.StatusConflict, Code: wire.CodeConflict,
+			Message: "old_string occurs more than once in " + t.rel + "; make it unique or set replace_all",
+			Details: map[string]any{"path": t.rel, "occurrences": n}}
 	}
 	if !req.ReplaceAll {
 		n = 1
@@ -321,8 +321,8 @@ func (s *Server) listDir(c *fiber.Ctx) error {
 		return fsError("path", t, "stat", err)
 	}
 	if !fi.IsDir() {
-		return &apiError{status: http.StatusBadRequest, code: wire.CodeValidation,
-			msg: t.rel + " is not a directory", details: map[string]any{"path": t.rel, "reason": "not_a_directory"}}
+		return &wire.APIError{Status: http.StatusBadRequest, Code: wire.CodeValidation,
+			Message: t.rel + " is not a directory", Details: map[string]any{"path": t.rel, "reason": "not_a_directory"}}
 	}
 	d, err := s.ws.root.Open(t.real)
 	if err != nil {

@@ -181,7 +181,7 @@ func fsError(field string, t target, action string, err error) error {
 	case errors.As(err, &errno) && errno == syscall.EISDIR:
 		return notAFile(t.rel)
 	case errors.Is(err, fs.ErrPermission):
-		return newAPIError(http.StatusForbidden, "permission_denied", "%s %s: permission denied", action, t.rel)
+		return wire.NewAPIError(http.StatusForbidden, "permission_denied", "%s %s: permission denied", action, t.rel)
 	case errors.As(err, &errno) && errno == syscall.ELOOP:
 		return invalidPath(field, reasonSymlinkEscpe, "%s %q: too many levels of symbolic links", field, t.rel)
 	}
@@ -189,5 +189,5 @@ func fsError(field string, t target, action string, err error) error {
 }
 
 func notAFile(rel string) error {
-	return &apiError{status: http.StatusBadRequest, code: wire.CodeNotAFile, msg: fmt.Sprintf("%s is not a regular file", rel), details: map[string]any{"path": rel}}
+	return &wire.APIError{Status: http.StatusBadRequest, Code: wire.CodeNotAFile, Message: fmt.Sprintf("%s is not a regular file", rel), Details: map[string]any{"path": rel}}
 }

@@ -66,13 +66,13 @@ func TestResolve(t *testing.T) {
 	for _, tc := range cases {
 		got, err := ws.resolve("path", tc.in, tc.follow)
 		if tc.reason != "" {
-			ae, ok := err.(*apiError)
+			ae, ok := err.(*wire.APIError)
 			if !ok {
 				t.Errorf("resolve(%q) = %+v, %v; want invalid_path/%s", tc.in, got, err, tc.reason)
 				continue
 			}
-			if ae.code != wire.CodeInvalidPath || ae.details["reason"] != tc.reason || ae.details["field"] != "path" {
-				t.Errorf("resolve(%q): %s %v; want reason %s", tc.in, ae.code, ae.details, tc.reason)
+			if ae.Code != wire.CodeInvalidPath || ae.Details["reason"] != tc.reason || ae.Details["field"] != "path" {
+				t.Errorf("resolve(%q): %s %v; want reason %s", tc.in, ae.Code, ae.Details, tc.reason)
 			}
 			continue
 		}

@@ -513,7 +513,7 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	}
 	resp, err := s.py.Exec(s.work, req.Code, timeout)
 	if err != nil {
-		return newAPIError(fiber.StatusServiceUnavailable, wire.CodeUnavailable, "python: %v", err)
+		return wire.NewAPIError(fiber.StatusServiceUnavailable, wire.CodeUnavailable, "python: %v", err)
 	}
 	return c.JSON(resp)
 }

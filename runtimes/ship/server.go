@@ -252,7 +252,7 @@ func (s *Server) newApp() *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:               "ship",
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler,
+		ErrorHandler:          wire.FiberErrorHandler,
 		// Upload bodies are streamed: fasthttp hands the handler a reader
 		// after at most a small prefix, and never pre-parses a multipart form
 		// into memory or temp files.
@@ -282,7 +282,7 @@ func (s *Server) newApp() *fiber.App {
 	app.Post("/shell/processes/:id/kill", s.killProcess)
 
 	app.Use(func(c *fiber.Ctx) error {
-		return newAPIError(fiber.StatusNotFound, "not_found", "no route %s %s", c.Method(), c.Path())
+		return wire.NewAPIError(fiber.StatusNotFound, "not_found", "no route %s %s", c.Method(), c.Path())
 	})
 	return app
 }

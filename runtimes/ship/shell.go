@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/gofiber/fiber/v2"
 	"github.com/hashicorp/go-hclog"
 )
@@ -308,7 +309,7 @@ func (s *Server) process(c *fiber.Ctx) (*bgProc, error) {
 	id := c.Params("id")
 	p, ok := s.procs.get(id)
 	if !ok {
-		return nil, newAPIError(http.StatusNotFound, "not_found", "no background process %q", id)
+		return nil, wire.NewAPIError(http.StatusNotFound, "not_found", "no background process %q", id)
 	}
 	return p, nil
 }
