@@ -127,6 +127,10 @@ type Local struct {
 	// GracePeriod is how long a stopping container gets after SIGTERM
 	// before it is killed.
 	GracePeriod time.Duration
+	// MountWorkspace gives each container (when the gateway runs as root on
+	// Linux) a private mount namespace with its cargo bound at /workspace,
+	// as on Nomad. Off, containers see the cargo at its host path.
+	MountWorkspace bool
 }
 
 // Nomad configures the Nomad allocator. Address, Token, Region, Namespace
@@ -208,7 +212,7 @@ func Default() *Config {
 		},
 		Idempotency: Idempotency{TTL: time.Hour},
 		WarmPool:    WarmPool{Enabled: true},
-		Local:       Local{GracePeriod: 12 * time.Second},
+		Local:       Local{GracePeriod: 12 * time.Second, MountWorkspace: true},
 		Nomad: Nomad{
 			Address:       DefaultNomadAddress,
 			Datacenters:   []string{"*"},

@@ -210,8 +210,9 @@ func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
 		d.get(a, "runtimes.agent_browser", "agent_browser", &c.Runtimes.AgentBrowser)
 	}
 	if b, ok := first(blocks, "local"); ok {
-		a, _ := d.body(b, attrSchema("grace_period"))
+		a, _ := d.body(b, attrSchema("grace_period", "mount_workspace"))
 		d.get(a, "local.grace_period", "grace_period", &c.Local.GracePeriod)
+		d.get(a, "local.mount_workspace", "mount_workspace", &c.Local.MountWorkspace)
 	}
 	nomadBlock := false
 	if b, ok := first(blocks, "nomad"); ok {

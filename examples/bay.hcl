@@ -97,6 +97,11 @@ local {
   # How long a stopping container gets after SIGTERM before SIGKILL. Gull
   # needs up to 10 s to close its browser and save state (cookies, storage).
   grace_period = "12s"
+
+  # As root on Linux, give each container a private mount namespace with its
+  # cargo bound at /workspace (as on Nomad), so absolute /workspace paths in
+  # agents' code work. Off (or without root): the cargo's host path.
+  mount_workspace = true
 }
 
 # The Nomad allocator. This block selects it unless allocator says otherwise

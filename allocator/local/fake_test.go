@@ -37,6 +37,11 @@ type fakeInfo struct {
 	Args       []string          `json:"args"`
 	Cwd        string            `json:"cwd"`
 	Env        map[string]string `json:"env"`
+	MountNS    string            `json:"mount_ns"`
+	MountErr   string            `json:"mount_err"`
+	// Who is what who-<container> holds at the workspace after the other
+	// containers wrote theirs (read at /info time).
+	Who string `json:"who"`
 }
 
 func fakeRuntime() int {
@@ -44,8 +49,29 @@ func fakeRuntime() int {
 	host := fs.String("host", "0.0.0.0", "")
 	port := fs.Int("port", 0, "")
 	workspace := fs.String("workspace", "", "")
+	mountAt := fs.String("mount-workspace", "", "")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
+	}
+	var mountErr string
+	if *mountAt != "" {
+		// What the real runtimes do (runtimes/nsmount), kept minimal,
+		// and never in the test's own namespace.
+		self, _ := os.Readlink("/proc/self/ns/mnt")
+		parent, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+		err := fmt.Errorf("mount namespace %q is the parent's %q", self, parent)
+		if self != "" && parent != "" && self != parent {
+			err = syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, "")
+		}
+		if err == nil {
+			err = syscall.Mount(*workspace, *mountAt, "", syscall.MS_BIND, "")
+		}
+		if err != nil {
+			mountErr = err.Error()
+		} else {
+			*workspace = *mountAt
+			_ = os.WriteFile(filepath.Join(*mountAt, "who-"+os.Getenv("BAY_CONTAINER_NAME")), []byte(os.Getenv("BAY_SANDBOX_ID")), 0o644)
+		}
 	}
 	name := os.Getenv("BAY_CONTAINER_NAME")
 	// The pid file lets tests find processes of a start that failed.
@@ -74,7 +100,8 @@ func fakeRuntime() int {
 	if os.Getenv("FAKE_IGNORE_TERM") == "1" {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	info := fakeInfo{PID: os.Getpid(), Args: os.Args, Env: map[string]string{}}
+	info := fakeInfo{PID: os.Getpid(), Args: os.Args, Env: map[string]string{}, MountErr: mountErr}
+	info.MountNS, _ = os.Readlink("/proc/self/ns/mnt")
 	info.Cwd, _ = os.Getwd()
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -112,7 +139,11 @@ func fakeRuntime() int {
 		_, _ = w.Write([]byte(`{"status":"healthy","version":"0.0.0-fake"}`))
 	})
 	mux.HandleFunc("/info", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(info)
+		out := info
+		if b, err := os.ReadFile(filepath.Join(*workspace, "who-"+name)); err == nil {
+			out.Who = string(b)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	fmt.Println("fake: serving on", l.Addr())
 	_ = http.Serve(l, mux)

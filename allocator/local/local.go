@@ -10,6 +10,11 @@
 // its environment; whatever is left of a run when its runtime exits is
 // killed, Close stops every session, and New kills what a crashed
 // predecessor left behind (recorded under <DataDir>/local-sessions).
+//
+// When the gateway runs as root on Linux each container also gets a mount
+// namespace of its own in which its runtime bind-mounts the cargo at
+// /workspace (Config.WorkspaceMount), as on Nomad; otherwise the cargo is
+// seen at its own path and New logs why.
 package local
 
 import (
@@ -72,6 +77,16 @@ type Config struct {
 	// MaxLogBytes: a container log larger than this is rotated to .1 when the
 	// container is (re)started. Default 8 MiB.
 	MaxLogBytes int64
+	// WorkspaceMount is where every container sees its cargo, as the
+	// contract promises (default DefaultWorkspaceMount). When the gateway
+	// runs as root on Linux each container runs in a mount namespace of its
+	// own (CLONE_NEWNS) and its runtime, told by --mount-workspace,
+	// bind-mounts the cargo there; its children inherit the namespace.
+	// Otherwise the cargo is seen at its own path under DataDir, and New
+	// logs why.
+	WorkspaceMount string
+	// NoWorkspaceMount always shows the cargo at its own path.
+	NoWorkspaceMount bool
 }
 
 // DefaultDropEnv are the gateway's secrets no sandbox process should see.
@@ -112,7 +127,10 @@ type Allocator struct {
 	self   owner // this gateway process, written into every record
 	// instance makes the tags of this allocator's processes unique.
 	instance string
-	spawns   atomic.Int64
+	// mountAt is where containers see their cargo in namespaces of their
+	// own; "" when they see it at its own path.
+	mountAt string
+	spawns  atomic.Int64
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -204,6 +222,9 @@ func New(cfg Config, log hclog.Logger) (*Allocator, error) {
 		return nil, fmt.Errorf("local allocator: %w", err)
 	}
 	a.instance = hex.EncodeToString(rnd[:])
+	if a.mountAt, err = a.workspaceMount(); err != nil {
+		return nil, fmt.Errorf("local allocator: %w", err)
+	}
 	a.cleanupLeftovers()
 	return a, nil
 }

@@ -38,6 +38,8 @@ func testConfig(t *testing.T) Config {
 		GracePeriod:  2 * time.Second,
 		DestroyGrace: 200 * time.Millisecond,
 		StartTimeout: 10 * time.Second,
+		// Tests of the namespace set their own mount point (mountns_test.go).
+		NoWorkspaceMount: true,
 	}
 }
 

@@ -128,11 +128,14 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	fmt.Fprintf(logFile, "--- bay: %s %s --host 127.0.0.1 --port %d --workspace %s\n", time.Now().UTC().Format(time.RFC3339Nano), c.bin, port, s.cargoDir)
-
 	// Loopback only: the runtimes have no authentication of their own, and
 	// both default to listening on every interface.
-	cmd := exec.Command(c.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", s.cargoDir)
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", s.cargoDir}
+	if a.mountAt != "" {
+		args = append(args, "--mount-workspace", a.mountAt)
+	}
+	fmt.Fprintf(logFile, "--- bay: %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), c.bin, strings.Join(args, " "))
+	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = s.cargoDir
 	tag := fmt.Sprintf("%s/%s/%s/%d", a.instance, s.req.SessionID, c.spec.Name, a.spawns.Add(1))
 	cmd.Env = append(slices.Clip(c.env), "PORT="+strconv.Itoa(port), tagEnv+"="+tag)
@@ -143,6 +146,10 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 	// their own, and the tag finds those that even left the session
 	// (daemons). Pdeathsig covers a gateway that dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if a.mountAt != "" {
+		// The runtime mounts the cargo in it; everything it starts inherits it.
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNS
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", c.bin, err)
 	}
@@ -397,6 +404,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // containerEnv is the child's environment without PORT: the gateway's own
 // environment minus its secrets, the runtime type's extra env, the profile
 // env (placeholders expanded), then the identity variables, later wins.
+// CARGO_PATH and BAY_WORKSPACE_PATH name the cargo where the container sees
+// it.
 func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Container, cargoDir string) []string {
 	e := newEnvList()
 	for _, kv := range os.Environ() {
@@ -407,6 +416,9 @@ func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Cont
 	}
 	for _, kv := range a.cfg.ExtraEnv[spec.RuntimeType] {
 		e.addKV(kv)
+	}
+	if a.mountAt != "" {
+		cargoDir = a.mountAt // where the container sees it
 	}
 	penv := req.Profile.ContainerEnv(spec, profiles.Vars{SandboxID: req.SandboxID, SessionID: req.SessionID, CargoPath: cargoDir})
 	for _, k := range slices.Sorted(maps.Keys(penv)) {

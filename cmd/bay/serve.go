@@ -208,6 +208,7 @@ func newAllocator(cfg *config.Config, dataDir string, log hclog.Logger) (allocat
 		}
 		a, err := local.New(local.Config{
 			DataDir: dataDir, Binaries: bins, ExtraEnv: extra, GracePeriod: cfg.Local.GracePeriod,
+			NoWorkspaceMount: !cfg.Local.MountWorkspace,
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("start local allocator: %w", err)

@@ -2,7 +2,11 @@
 // agent-browser commands through to the CLI for one browser session whose
 // profile lives in the workspace.
 //
-//	gull [--host 0.0.0.0] [--port 8115] [--workspace /workspace] [--agent-browser PATH] [--session NAME]
+//	gull [--host 0.0.0.0] [--port 8115] [--workspace /workspace] [--agent-browser PATH] [--session NAME] [--mount-workspace /workspace]
+//
+// --mount-workspace needs a mount namespace of gull's own (the local
+// allocator starts it with CLONE_NEWNS): the --workspace directory is
+// bind-mounted there, and the CLI, its daemon and Chromium see it there.
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/runtimes/gull"
+	"github.com/bay-sandbox/bay/runtimes/nsmount"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -41,6 +46,7 @@ func run() int {
 	cli := flag.String("agent-browser", os.Getenv("BAY_AGENT_BROWSER"), "agent-browser CLI path (default: BAY_AGENT_BROWSER, then PATH)")
 	session := flag.String("session", envOr("BAY_SANDBOX_ID", "default"), "agent-browser session name")
 	shutdown := flag.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown budget (browser close included)")
+	mountAt := flag.String("mount-workspace", "", "bind-mount the workspace here first and use it from here; needs root in a mount namespace of gull's own")
 	logLevel := flag.String("log-level", envOr("BAY_LOG_LEVEL", "info"), "log level")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -49,6 +55,9 @@ func run() int {
 		return 0
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "gull", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	if *mountAt != "" {
+		*workspace = nsmount.Workspace(*workspace, *mountAt, log)
+	}
 	srv, err := gull.NewServer(gull.Config{
 		Addr:            net.JoinHostPort(*host, strconv.Itoa(*port)),
 		Workspace:       *workspace,

@@ -2,10 +2,13 @@
 // and stateful Python over HTTP (API.md §2). It is started by Nomad or by the
 // local allocator with the cargo as its workspace.
 //
-//	ship [--host 0.0.0.0] [--port 8123] [--workspace /workspace] [--python /usr/bin/python3] [--run-as user] [--shutdown-grace 3s]
+//	ship [--host 0.0.0.0] [--port 8123] [--workspace /workspace] [--python /usr/bin/python3] [--run-as user] [--shutdown-grace 3s] [--mount-workspace /workspace]
 //
-// Every flag falls back to an environment variable: PORT, BAY_SHIP_HOST,
-// BAY_WORKSPACE_PATH, BAY_PYTHON, BAY_RUN_AS, BAY_SHUTDOWN_GRACE, BAY_LOG_LEVEL.
+// Every flag but --mount-workspace falls back to an environment variable:
+// PORT, BAY_SHIP_HOST, BAY_WORKSPACE_PATH, BAY_PYTHON, BAY_RUN_AS,
+// BAY_SHUTDOWN_GRACE, BAY_LOG_LEVEL. --mount-workspace needs a mount
+// namespace of ship's own (the local allocator starts it with CLONE_NEWNS):
+// the --workspace directory is bind-mounted there and served from there.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/nsmount"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -35,6 +39,7 @@ func run(args []string) int {
 	python := fs.String("python", os.Getenv("BAY_PYTHON"), "python interpreter (env BAY_PYTHON; default /usr/bin/python3 if present, else python3 on PATH)")
 	runAs := fs.String("run-as", os.Getenv("BAY_RUN_AS"), "run shell and python as this user when started as root (env BAY_RUN_AS)")
 	grace := fs.Duration("shutdown-grace", envDuration("BAY_SHUTDOWN_GRACE", 3*time.Second), "how long running requests may finish after SIGTERM (env BAY_SHUTDOWN_GRACE)")
+	mountAt := fs.String("mount-workspace", "", "bind-mount the workspace here first and serve it from here; needs root in a mount namespace of ship's own")
 	logLevel := fs.String("log-level", envStr("BAY_LOG_LEVEL", "info"), "log level (env BAY_LOG_LEVEL)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +50,9 @@ func run(args []string) int {
 		return 0
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "ship", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	if *mountAt != "" {
+		*workspace = nsmount.Workspace(*workspace, *mountAt, log)
+	}
 	srv, err := ship.NewServer(ship.Config{
 		Host:          *host,
 		Port:          *port,
