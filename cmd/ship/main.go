@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/bay-sandbox/bay/internal/version"
-	"github.com/bay-sandbox/bay/runtimes/ship"
 	"github.com/bay-sandbox/bay/runtimes/nsmount"
+	"github.com/bay-sandbox/bay/runtimes/ship"
 	"github.com/hashicorp/go-hclog"
 )
 
