@@ -72,6 +72,10 @@ type session struct {
 	wake     chan struct{}
 	stopping bool
 	probes   map[string]context.CancelFunc // container -> health probe after restart
+	// announced holds the endpoints the event stream's native service
+	// registrations carried (container -> endpoint): probes take them
+	// without asking discovery, which lists every session's instances.
+	announced map[string]discovery.Endpoint
 }
 
 func (s *session) poke() {
@@ -222,7 +226,9 @@ func (a *Allocator) jobDeregistered(jobID string) {
 }
 
 // serviceChanged drops cached endpoints of a job whose registrations
-// changed, and takes a deregistration as the first sign of a dead task.
+// changed, remembers the endpoint a registration carries (the stream only
+// has Nomad-native services, the same registrations discovery.Nomad reads)
+// and takes a deregistration as the first sign of a dead task.
 func (a *Allocator) serviceChanged(deregistered bool, reg *api.ServiceRegistration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -231,17 +237,37 @@ func (a *Allocator) serviceChanged(deregistered bool, reg *api.ServiceRegistrati
 		return
 	}
 	a.resolver.Forget(s.info.SessionID)
-	if !deregistered {
-		s.poke() // a starting session can resolve it now
-		return
-	}
 	container := ""
 	for _, tag := range reg.Tags {
 		if c, ok := strings.CutPrefix(tag, jobspecs.ContainerTag("")); ok {
 			container = c
 		}
 	}
+	// count = 1: another allocation's registration is not the session's.
+	ours := s.m.AllocID() == "" || reg.AllocID == s.m.AllocID()
+	if !deregistered {
+		if _, known := s.runtimes[container]; known && ours && reg.Port > 0 {
+			if s.announced == nil {
+				s.announced = map[string]discovery.Endpoint{}
+			}
+			s.announced[container] = discovery.Endpoint{Address: reg.Address, Port: reg.Port}
+		}
+		s.poke() // a starting session can reach it now
+		return
+	}
+	if ours {
+		delete(s.announced, container)
+	}
 	a.applyLocked(s, s.m.ServiceGone(reg.AllocID, container))
+}
+
+// announcedEndpoint is the endpoint of a session's container as its last
+// native service registration carried it.
+func (a *Allocator) announcedEndpoint(s *session, container string) (discovery.Endpoint, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ep, ok := s.announced[container]
+	return ep, ok
 }
 
 // reconciled runs after each (re)subscription: a running session whose
@@ -301,7 +327,7 @@ func (a *Allocator) startProbeLocked(s *session, container string, gen uint64) {
 		t := time.NewTicker(a.cfg.HealthCheckInterval)
 		defer t.Stop()
 		for {
-			if ep, ok := p.try(ctx, false); ok {
+			if ep, ok := p.try(ctx, resolveIfDue); ok {
 				a.mu.Lock()
 				defer a.mu.Unlock()
 				if ctx.Err() != nil || !s.m.MarkUp(container, gen) {
@@ -327,12 +353,27 @@ func (a *Allocator) startProbeLocked(s *session, container string, gen uint64) {
 
 // resolveEvery bounds how often a probe asks discovery while a container is
 // not answering: /health is cheap and local, discovery is a call to Nomad
-// (or Consul).
+// (or Consul) that lists the instances of every session.
 const resolveEvery = time.Second
+
+// resolvePolicy says when a probe without an endpoint may ask discovery. An
+// endpoint announced by the event stream is always taken, at no cost.
+type resolvePolicy int
+
+const (
+	// resolveNever: only an announced endpoint (nothing can be registered
+	// yet: the tasks are not running).
+	resolveNever resolvePolicy = iota
+	// resolveIfDue: ask discovery at most every resolveEvery.
+	resolveIfDue
+	// resolveNow: ask discovery now (the watcher saw something).
+	resolveNow
+)
 
 // probe finds one container and asks its /health.
 type probe struct {
 	a           *Allocator
+	s           *session
 	q           discovery.Query
 	runtime     string
 	ep          *discovery.Endpoint
@@ -341,30 +382,35 @@ type probe struct {
 }
 
 func (a *Allocator) newProbe(s *session, container string) *probe {
-	return &probe{a: a, runtime: s.runtimes[container], q: discovery.Query{
+	return &probe{a: a, s: s, runtime: s.runtimes[container], q: discovery.Query{
 		Service: jobspecs.ServiceName(container), SandboxID: s.info.SandboxID, SessionID: s.info.SessionID, Container: container,
 	}}
 }
 
-// try resolves the container (when it has no endpoint yet and either force
-// is set or resolveEvery has passed) and asks its /health once.
-func (p *probe) try(ctx context.Context, force bool) (allocator.Endpoint, bool) {
+// try finds the container (the announced endpoint, else discovery as
+// policy allows) when it has no endpoint yet and asks its /health once.
+func (p *probe) try(ctx context.Context, policy resolvePolicy) (allocator.Endpoint, bool) {
 	if p.ep != nil && p.lastErr != nil && time.Since(p.lastResolve) >= resolveEvery {
 		// Not answering for a while: the endpoint may be stale.
 		p.a.resolver.Forget(p.q.SessionID)
 		p.ep = nil
 	}
 	if p.ep == nil {
-		if !force && time.Since(p.lastResolve) < resolveEvery {
-			return allocator.Endpoint{}, false
+		if ep, ok := p.a.announcedEndpoint(p.s, p.q.Container); ok {
+			p.lastResolve = time.Now()
+			p.ep = &ep
+		} else {
+			if policy == resolveNever || (policy == resolveIfDue && time.Since(p.lastResolve) < resolveEvery) {
+				return allocator.Endpoint{}, false
+			}
+			p.lastResolve = time.Now()
+			ep, err := p.a.resolver.Resolve(ctx, p.q)
+			if err != nil {
+				p.lastErr = err
+				return allocator.Endpoint{}, false
+			}
+			p.ep = &ep
 		}
-		p.lastResolve = time.Now()
-		ep, err := p.a.resolver.Resolve(ctx, p.q)
-		if err != nil {
-			p.lastErr = err
-			return allocator.Endpoint{}, false
-		}
-		p.ep = &ep
 	}
 	url := p.ep.URL()
 	if err := p.a.healthy(ctx, url); err != nil {

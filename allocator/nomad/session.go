@@ -121,10 +121,14 @@ func (a *Allocator) start(ctx context.Context, s *session, job *api.Job) (*alloc
 	}
 
 	// Probe every container until all answer /health or the machine fails.
-	// Discovery is asked when the watcher saw something (a service
-	// registered, tasks running) and at most every resolveEvery otherwise;
-	// /health is asked every HealthCheckInterval once an endpoint is known.
-	// Health, not the (batched) allocation update, decides readiness.
+	// A native service registration seen by the watcher gives the endpoint
+	// at once. Discovery is asked only once every task runs (nothing is
+	// registered before): when the watcher saw something, and at most every
+	// resolveEvery otherwise. Each discovery call lists the instances of
+	// every session, so asking it on every allocation update of many
+	// concurrent starts made Nomad's load grow with their square. /health
+	// is asked every HealthCheckInterval once an endpoint is known. Health,
+	// not the (batched) allocation update, decides readiness.
 	probes := map[string]*probe{}
 	for _, c := range s.m.containers {
 		probes[c] = a.newProbe(s, c)
@@ -132,38 +136,49 @@ func (a *Allocator) start(ctx context.Context, s *session, job *api.Job) (*alloc
 	out := &allocator.Session{ID: s.info.SessionID, SandboxID: s.info.SandboxID, Endpoints: map[string]allocator.Endpoint{}}
 	t := time.NewTicker(a.cfg.HealthCheckInterval)
 	defer t.Stop()
-	force := true
+	woke := false
 	for len(out.Endpoints) < len(probes) {
 		a.mu.Lock()
-		phase, reason := s.m.Phase(), s.m.Reason()
+		phase, reason, running := s.m.Phase(), s.m.Reason(), s.m.TasksRunning()
 		a.mu.Unlock()
 		if phase == PhaseFailed {
 			return nil, fmt.Errorf("%w: %s", allocator.ErrStartFailed, reason)
+		}
+		policy := resolveNever
+		switch {
+		case running && woke:
+			policy = resolveNow
+		case running:
+			policy = resolveIfDue
 		}
 		for c, p := range probes {
 			if _, done := out.Endpoints[c]; done {
 				continue
 			}
-			if ep, ok := p.try(ctx, force); ok {
+			if ep, ok := p.try(ctx, policy); ok {
 				out.Endpoints[c] = ep
 			}
 		}
 		if len(out.Endpoints) == len(probes) {
 			break
 		}
-		force = false
+		woke = false
 		select {
 		case <-ctx.Done():
 			var waiting []string
 			for c, p := range probes {
 				if _, done := out.Endpoints[c]; !done {
-					waiting = append(waiting, fmt.Sprintf("%s (last: %v)", c, p.lastErr))
+					last := "tasks not running yet"
+					if p.lastErr != nil {
+						last = p.lastErr.Error()
+					}
+					waiting = append(waiting, fmt.Sprintf("%s (last: %s)", c, last))
 				}
 			}
 			sort.Strings(waiting)
 			return nil, a.deadline(ctx, s, "not healthy: "+strings.Join(waiting, ", "))
 		case <-s.wake:
-			force = true
+			woke = true
 		case <-t.C:
 		}
 	}
