@@ -307,6 +307,26 @@ func TestPythonDefaultContract(t *testing.T) {
 	if up.Status != 200 || !strings.Contains(string(up.Body), fmt.Sprintf(`"size":%d`, len(payload))) {
 		t.Fatalf("upload: %d %s", up.Status, up.Body)
 	}
+	// A refused upload (absolute path, traversal) is a 400 invalid_path, and
+	// the connection stays usable for the next request.
+	for _, bad := range []struct{ path, reason string }{{"/tmp/evil.txt", "absolute_path"}, {"../evil.txt", "path_traversal"}} {
+		var bmp bytes.Buffer
+		bw := multipart.NewWriter(&bmp)
+		_ = bw.WriteField("path", bad.path)
+		bfw, _ := bw.CreateFormFile("file", "evil.txt")
+		_, _ = bfw.Write(payload)
+		_ = bw.Close()
+		r := g.do("POST", "/v1/sandboxes/"+id+"/filesystem/upload", bmp.Bytes(), withHeader("Content-Type", bw.FormDataContentType()))
+		if r.Status != 400 || r.errCode(t) != "invalid_path" || !strings.Contains(string(r.Body), bad.reason) {
+			t.Fatalf("upload to %q: %d %s", bad.path, r.Status, r.Body)
+		}
+		if c := g.must(200, "GET", "/v1/sandboxes/"+id+"/filesystem/files?path=dir/a.txt", nil)["content"]; c != "hello" {
+			t.Fatalf("request after a refused upload: %v", c)
+		}
+	}
+	if _, err := os.Stat("/tmp/evil.txt"); err == nil {
+		t.Fatal("a refused upload wrote /tmp/evil.txt")
+	}
 	dl := g.do("GET", "/v1/sandboxes/"+id+"/filesystem/download?path=up/blob.bin", nil)
 	if dl.Status != 200 || !bytes.Equal(dl.Body, payload) {
 		t.Fatalf("download: %d, %d bytes", dl.Status, len(dl.Body))

@@ -519,7 +519,14 @@ func (s *Server) listDir(c *fiber.Ctx) error {
 // upload streams a multipart upload to Ship without holding it in memory.
 // The form field "path" usually precedes the file; when it follows, the
 // file is spooled to a temporary file first.
-func (s *Server) upload(c *fiber.Ctx) error {
+func (s *Server) upload(c *fiber.Ctx) (err error) {
+	defer func() {
+		// A refused upload leaves the rest of a possibly huge body unread:
+		// close the connection rather than drain it.
+		if err != nil {
+			c.Context().SetConnectionClose()
+		}
+	}()
 	ct := c.Get(fiber.HeaderContentType)
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
