@@ -29,6 +29,8 @@ type gateway struct {
 	dataDir string
 	cmd     *exec.Cmd
 	logs    *bytes.Buffer
+	cfgPath string // set by startGateway, for restarts on the same data
+	port    int
 }
 
 // startGateway runs bay serve with config (HCL appended to the basics).
@@ -57,7 +59,10 @@ local { grace_period = "3s" }
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return runBay(t, cfgPath, filepath.Join(dir, "data"), port)
+	g := runBay(t, cfgPath, filepath.Join(dir, "data"), port)
+	g.cfgPath = cfgPath
+	g.port = port
+	return g
 }
 
 // runBay starts bay serve with a config file (plus env overrides) and waits
@@ -210,6 +215,12 @@ func (g *gateway) waitStatus(id, want string, within time.Duration) map[string]a
 	return nil
 }
 
+// sandboxPIDs finds every process (any binary: runtimes, Python kernels,
+// shells, browsers) whose environment names the sandbox.
+func sandboxPIDs(t *testing.T, sandboxID string) []int {
+	return runtimePIDs(t, sandboxID, "")
+}
+
 // runtimePIDs finds the processes of a sandbox's runtime binary (ship or
 // gull) through their BAY_SANDBOX_ID environment variable.
 func runtimePIDs(t *testing.T, sandboxID, runtime string) []int {
@@ -222,7 +233,7 @@ func runtimePIDs(t *testing.T, sandboxID, runtime string) []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || filepath.Base(exe) != runtime {
+		if err != nil || (runtime != "" && filepath.Base(exe) != runtime) {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
