@@ -51,6 +51,21 @@ type Store interface {
 	PutBlob(ctx context.Context, b store.Blob) error
 	GetBlob(ctx context.Context, owner, id string) (store.Blob, error)
 
+	CreateSkillCandidate(ctx context.Context, c store.SkillCandidate) error
+	GetSkillCandidate(ctx context.Context, owner, id string) (store.SkillCandidate, error)
+	ListSkillCandidates(ctx context.Context, f store.SkillCandidateFilter) ([]store.SkillCandidate, int, error)
+	EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation) (store.SkillEvaluation, error)
+	PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error)
+	DeleteSkillCandidate(ctx context.Context, owner, id string, d store.Deletion) (store.SkillCandidate, error)
+	GetSkillRelease(ctx context.Context, owner, id string) (store.SkillRelease, error)
+	ListSkillReleases(ctx context.Context, f store.SkillReleaseFilter) ([]store.SkillRelease, int, error)
+	RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error)
+	DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error)
+	ActiveSkillRelease(ctx context.Context, owner, skillKey string) (store.SkillRelease, error)
+	PreviousSkillRelease(ctx context.Context, r store.SkillRelease) (store.SkillRelease, error)
+	RecordSkillRun(ctx context.Context, r store.SkillRun) error
+	ListSkillRuns(ctx context.Context, owner, releaseID string, from, to time.Time) ([]store.SkillRun, error)
+
 	BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (store.IdemRecord, bool, error)
 	CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error
 	AbandonIdem(ctx context.Context, owner, key string) error
@@ -221,6 +236,20 @@ func (s *Server) routes() {
 	v1.Get("/cargos", s.listCargos)
 	v1.Get("/cargos/:id", s.getCargo)
 	v1.Delete("/cargos/:id", s.deleteCargo)
+
+	v1.Post("/sandboxes/:id/browser/skills/:key/run", s.runBrowserSkill)
+	v1.Post("/skills/payloads", s.createSkillPayload)
+	v1.Get("/skills/payloads/:ref", s.getSkillPayload)
+	v1.Post("/skills/candidates", s.createSkillCandidate)
+	v1.Get("/skills/candidates", s.listSkillCandidates)
+	v1.Get("/skills/candidates/:cid", s.getSkillCandidate)
+	v1.Delete("/skills/candidates/:cid", s.deleteSkillCandidate)
+	v1.Post("/skills/candidates/:cid/evaluate", s.evaluateSkillCandidate)
+	v1.Post("/skills/candidates/:cid/promote", s.promoteSkillCandidate)
+	v1.Get("/skills/releases", s.listSkillReleases)
+	v1.Delete("/skills/releases/:rid", s.deleteSkillRelease)
+	v1.Post("/skills/releases/:rid/rollback", s.rollbackSkillRelease)
+	v1.Get("/skills/releases/:rid/health", s.skillReleaseHealth)
 
 	v1.Post("/admin/gc/run", s.gcRun)
 	v1.Get("/admin/gc/status", s.gcStatus)

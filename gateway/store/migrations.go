@@ -103,6 +103,83 @@ CREATE TABLE sandbox_tombstones (
 );
 CREATE INDEX sandbox_tombstones_deleted ON sandbox_tombstones(deleted_at);
 `,
+	// 3: skills (API.md §1.8): candidates built from executions, their
+	// evaluations, versioned releases and the runs that feed release health.
+	// Deletion is soft (deleted_at), as the original keeps an audit trail.
+	`
+CREATE TABLE skill_candidates (
+	id                   TEXT PRIMARY KEY,
+	owner                TEXT NOT NULL,
+	skill_key            TEXT NOT NULL,
+	scenario_key         TEXT,
+	payload_ref          TEXT,
+	skill_type           TEXT NOT NULL,
+	summary              TEXT,
+	usage_notes          TEXT,
+	preconditions        TEXT,
+	postconditions       TEXT,
+	source_execution_ids TEXT NOT NULL,
+	status               TEXT NOT NULL,
+	latest_score         REAL,
+	latest_pass          INTEGER,
+	last_evaluated_at    INTEGER,
+	promotion_release_id TEXT,
+	created_by           TEXT NOT NULL DEFAULT '',
+	created_at           INTEGER NOT NULL,
+	updated_at           INTEGER NOT NULL,
+	deleted_at           INTEGER,
+	deleted_by           TEXT,
+	delete_reason        TEXT
+);
+CREATE INDEX skill_candidates_owner_created ON skill_candidates(owner, created_at);
+
+CREATE TABLE skill_evaluations (
+	id           TEXT PRIMARY KEY,
+	owner        TEXT NOT NULL,
+	candidate_id TEXT NOT NULL,
+	benchmark_id TEXT,
+	score        REAL,
+	passed       INTEGER NOT NULL,
+	report       TEXT,
+	evaluated_by TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL
+);
+CREATE INDEX skill_evaluations_candidate ON skill_evaluations(candidate_id);
+
+CREATE TABLE skill_releases (
+	id                    TEXT PRIMARY KEY,
+	owner                 TEXT NOT NULL,
+	skill_key             TEXT NOT NULL,
+	candidate_id          TEXT NOT NULL,
+	version               INTEGER NOT NULL,
+	stage                 TEXT NOT NULL,
+	is_active             INTEGER NOT NULL,
+	release_mode          TEXT NOT NULL,
+	promoted_by           TEXT NOT NULL DEFAULT '',
+	promoted_at           INTEGER NOT NULL,
+	rollback_of           TEXT,
+	health_window_end_at  INTEGER,
+	upgrade_of_release_id TEXT,
+	upgrade_reason        TEXT,
+	change_summary        TEXT,
+	deleted_at            INTEGER,
+	deleted_by            TEXT,
+	delete_reason         TEXT,
+	UNIQUE (owner, skill_key, version)
+);
+CREATE INDEX skill_releases_active ON skill_releases(owner, skill_key, stage) WHERE is_active = 1;
+CREATE INDEX skill_releases_candidate ON skill_releases(candidate_id);
+
+CREATE TABLE skill_runs (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	owner       TEXT NOT NULL,
+	release_id  TEXT NOT NULL,
+	success     INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX skill_runs_release ON skill_runs(release_id, created_at);
+`,
 }
 
 // migrate creates schema_migrations and applies the missing migrations, each
