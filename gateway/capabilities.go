@@ -349,48 +349,69 @@ func (s *Server) browserBatch(c *fiber.Ctx) error {
 	if req.StopOnError != nil {
 		stop = *req.StopOnError
 	}
-	t, ctx, release, err := s.call(c, profiles.CapBrowser, timeout)
+	run, err := s.runBatch(c, req.Commands, timeout, stop, req.execMeta, req.browserMeta, nil)
 	if err != nil {
 		return err
 	}
+	return c.JSON(run.fields())
+}
+
+// batchRun is a browser batch that ran and was recorded in history.
+type batchRun struct {
+	res      gull.BatchResponse
+	execID   string
+	elapsed  time.Duration
+	traceRef *string
+}
+
+// runBatch runs cmds as one browser batch on the sandbox's Gull, stores the
+// trace when asked (traceExtra joins the trace document) and records the
+// call in history as browser_batch. Shared by exec_batch and skill replays.
+func (s *Server) runBatch(c *fiber.Ctx, cmds []string, timeout int, stop bool, meta execMeta, bm browserMeta, traceExtra map[string]any) (batchRun, error) {
+	t, ctx, release, err := s.call(c, profiles.CapBrowser, timeout)
+	if err != nil {
+		return batchRun{}, err
+	}
 	defer release()
 	start := time.Now()
-	res, err := s.gullClient(t).ExecBatch(ctx, gull.BatchRequest{Commands: req.Commands, Timeout: timeout, StopOnError: &stop})
+	res, err := s.gullClient(t).ExecBatch(ctx, gull.BatchRequest{Commands: cmds, Timeout: timeout, StopOnError: &stop})
 	if err != nil {
-		return err
+		return batchRun{}, err
 	}
 	elapsed := time.Since(start)
 	steps := make([]traceStep, len(res.Results))
 	var out strings.Builder
+	var errText *string
 	for i, r := range res.Results {
 		steps[i] = traceStep{Cmd: r.Cmd, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode, StepIndex: r.StepIndex}
 		out.WriteString(r.Stdout)
-	}
-	var errText *string
-	if !res.Success {
-		for _, r := range res.Results {
-			if r.ExitCode != 0 {
-				errText = strPtr(fmt.Sprintf("step %d (%s) failed: %s", r.StepIndex, r.Cmd, r.Stderr))
-				break
-			}
-		}
-		if errText == nil {
-			errText = strPtr(fmt.Sprintf("completed %d of %d steps", res.CompletedSteps, res.TotalSteps))
+		if !res.Success && errText == nil && r.ExitCode != 0 {
+			errText = strPtr(fmt.Sprintf("step %d (%s) failed: %s", r.StepIndex, r.Cmd, r.Stderr))
 		}
 	}
-	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, req.browserMeta, "browser_batch_trace", steps,
-		map[string]any{"total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps, "success": res.Success})
-	id := s.record(c.UserContext(), t, "browser_batch", strings.Join(req.Commands, "\n"), res.Success, elapsed,
-		strPtr(out.String()), errText, payloadRef, req.execMeta)
-	results := res.Results
-	if results == nil {
-		results = []gull.StepResult{}
+	if !res.Success && errText == nil {
+		errText = strPtr(fmt.Sprintf("completed %d of %d steps", res.CompletedSteps, res.TotalSteps))
 	}
-	return c.JSON(fiber.Map{
-		"results": results, "total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps,
-		"success": res.Success, "duration_ms": res.DurationMS, "execution_id": id,
-		"execution_time_ms": elapsed.Milliseconds(), "trace_ref": traceRef,
-	})
+	extra := map[string]any{"total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps, "success": res.Success}
+	for k, v := range traceExtra {
+		extra[k] = v
+	}
+	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, bm, "browser_batch_trace", steps, extra)
+	id := s.record(c.UserContext(), t, "browser_batch", strings.Join(cmds, "\n"), res.Success, elapsed,
+		strPtr(out.String()), errText, payloadRef, meta)
+	if res.Results == nil {
+		res.Results = []gull.StepResult{}
+	}
+	return batchRun{res: res, execID: id, elapsed: elapsed, traceRef: traceRef}, nil
+}
+
+// fields is the exec_batch response body.
+func (r batchRun) fields() fiber.Map {
+	return fiber.Map{
+		"results": r.res.Results, "total_steps": r.res.TotalSteps, "completed_steps": r.res.CompletedSteps,
+		"success": r.res.Success, "duration_ms": r.res.DurationMS, "execution_id": r.execID,
+		"execution_time_ms": r.elapsed.Milliseconds(), "trace_ref": r.traceRef,
+	}
 }
 
 func (s *Server) browserTrace(c *fiber.Ctx) error {

@@ -17,7 +17,6 @@ import (
 	"github.com/bay-sandbox/bay/gateway/service"
 	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
-	"github.com/bay-sandbox/bay/runtimes/gull"
 )
 
 // Skills (API.md §1.8): payload blobs, candidates built from executions,
@@ -651,47 +650,18 @@ func (s *Server) runBrowserSkill(c *fiber.Ctx) error {
 		return apierr.Validation("payload %s of release %s holds no browser commands", *cand.PayloadRef, rel.ID)
 	}
 
-	t, callCtx, release, err := s.call(c, profiles.CapBrowser, timeout)
+	run, err := s.runBatch(c, cmds, timeout, stop, req.execMeta, browserMeta{IncludeTrace: req.IncludeTrace},
+		map[string]any{"skill_key": key, "release_id": rel.ID})
 	if err != nil {
 		return err
 	}
-	defer release()
-	start := time.Now()
-	res, err := s.gullClient(t).ExecBatch(callCtx, gull.BatchRequest{Commands: cmds, Timeout: timeout, StopOnError: &stop})
-	if err != nil {
-		return err
-	}
-	elapsed := time.Since(start)
-	steps := make([]traceStep, len(res.Results))
-	var out strings.Builder
-	var errText *string
-	for i, r := range res.Results {
-		steps[i] = traceStep{Cmd: r.Cmd, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode, StepIndex: r.StepIndex}
-		out.WriteString(r.Stdout)
-		if errText == nil && r.ExitCode != 0 {
-			errText = strPtr(fmt.Sprintf("step %d (%s) failed: %s", r.StepIndex, r.Cmd, r.Stderr))
-		}
-	}
-	if !res.Success && errText == nil {
-		errText = strPtr(fmt.Sprintf("completed %d of %d steps", res.CompletedSteps, res.TotalSteps))
-	}
-	payloadRef, traceRef := s.storeTrace(ctx, t, browserMeta{IncludeTrace: req.IncludeTrace}, "browser_batch_trace", steps,
-		map[string]any{"total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps, "success": res.Success,
-			"skill_key": key, "release_id": rel.ID})
-	execID := s.record(ctx, t, "browser_batch", strings.Join(cmds, "\n"), res.Success, elapsed,
-		strPtr(out.String()), errText, payloadRef, req.execMeta)
 	if err := s.store.RecordSkillRun(ctx, store.SkillRun{
-		Owner: rel.Owner, ReleaseID: rel.ID, Success: res.Success, DurationMS: elapsed.Milliseconds(), CreatedAt: s.svc.Now(),
+		Owner: rel.Owner, ReleaseID: rel.ID, Success: run.res.Success, DurationMS: run.elapsed.Milliseconds(), CreatedAt: s.svc.Now(),
 	}); err != nil {
 		s.log.Warn("record skill run", "release_id", rel.ID, "error", err)
 	}
-	results := res.Results
-	if results == nil {
-		results = []gull.StepResult{}
-	}
-	return c.JSON(fiber.Map{
-		"skill_key": key, "release_id": rel.ID, "execution_id": execID, "execution_time_ms": elapsed.Milliseconds(),
-		"trace_ref": traceRef, "results": results, "total_steps": res.TotalSteps, "completed_steps": res.CompletedSteps,
-		"success": res.Success, "duration_ms": res.DurationMS,
-	})
+	body := run.fields()
+	body["skill_key"] = key
+	body["release_id"] = rel.ID
+	return c.JSON(body)
 }
