@@ -289,12 +289,9 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	cmd, err := required("cmd", req.Cmd)
+	cmd, err := requiredText("cmd", req.Cmd)
 	if err != nil {
 		return err
-	}
-	if strings.TrimSpace(cmd) == "" {
-		return apierr.Validation("cmd must not be empty")
 	}
 	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
 	if err != nil {

@@ -81,9 +81,20 @@ func queryBool(c *fiber.Ctx, name string) (*bool, error) {
 }
 
 // required reports a missing required string field as a 422.
-func required(field string, v *string) (string, error) {
+func required[T any](field string, v *T) (T, error) {
 	if v == nil {
-		return "", apierr.Schema(field, "field %q is required", field)
+		var zero T
+		return zero, apierr.Schema(field, "field %q is required", field)
 	}
 	return *v, nil
+}
+
+// requiredText is required for a string that must also hold more than
+// blanks; a blank one is well-formed but wrong (400).
+func requiredText(field string, v *string) (string, error) {
+	s, err := required(field, v)
+	if err == nil && strings.TrimSpace(s) == "" {
+		err = apierr.Validation("%s must not be empty", field)
+	}
+	return s, err
 }

@@ -267,14 +267,15 @@ func (s *Server) extendTTL(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	if req.ExtendBy == nil {
-		return apierr.Schema("extend_by", "field \"extend_by\" is required")
+	extendBy, err := required("extend_by", req.ExtendBy)
+	if err != nil {
+		return err
 	}
 	sb, err := s.loadSandbox(c)
 	if err != nil {
 		return err
 	}
-	if *req.ExtendBy <= 0 {
+	if extendBy <= 0 {
 		return apierr.Validation("extend_by must be > 0")
 	}
 	if sb.ExpiresAt == nil {
@@ -288,7 +289,7 @@ func (s *Server) extendTTL(c *fiber.Ctx) error {
 	if now.After(base) {
 		base = now
 	}
-	e := base.Add(time.Duration(*req.ExtendBy) * time.Second)
+	e := base.Add(time.Duration(extendBy) * time.Second)
 	if err := s.store.SetExpiry(c.UserContext(), sb.ID, &e); err != nil {
 		return fmt.Errorf("extend ttl: %w", err)
 	}

@@ -202,12 +202,9 @@ func (s *Server) createSkillCandidate(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	key, err := required("skill_key", req.SkillKey)
+	key, err := requiredText("skill_key", req.SkillKey)
 	if err != nil {
 		return err
-	}
-	if strings.TrimSpace(key) == "" {
-		return apierr.Validation("skill_key must not be empty")
 	}
 	if req.SourceExecutionIDs == nil {
 		return apierr.Schema("source_execution_ids", "field \"source_execution_ids\" is required")
@@ -350,13 +347,14 @@ func (s *Server) evaluateSkillCandidate(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	if req.Passed == nil {
-		return apierr.Schema("passed", "field \"passed\" is required")
+	passed, err := required("passed", req.Passed)
+	if err != nil {
+		return err
 	}
 	id := c.Params("cid")
 	ev, err := s.store.EvaluateSkillCandidate(c.UserContext(), store.SkillEvaluation{
 		ID: service.NewID("ske-"), Owner: owner(c), CandidateID: id, BenchmarkID: req.BenchmarkID, Score: req.Score,
-		Passed: *req.Passed, Report: req.Report, EvaluatedBy: owner(c), CreatedAt: s.svc.Now(),
+		Passed: passed, Report: req.Report, EvaluatedBy: owner(c), CreatedAt: s.svc.Now(),
 	})
 	if err != nil {
 		return skillErr(err, "skill candidate", id)
