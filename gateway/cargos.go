@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,12 @@ import (
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/store"
 )
+
+// cargoStore is what the cargo handlers need beyond the service's store.
+type cargoStore interface {
+	ListCargos(ctx context.Context, f store.CargoFilter) ([]store.Cargo, string, error)
+	SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error)
+}
 
 type cargoResponse struct {
 	ID                 string  `json:"id"`

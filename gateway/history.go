@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,17 @@ import (
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/store"
 )
+
+// historyStore keeps executions and the blobs (traces) they refer to.
+type historyStore interface {
+	CreateExecution(ctx context.Context, e store.Execution) error
+	GetExecution(ctx context.Context, owner, sandboxID, id string) (store.Execution, error)
+	ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]store.Execution, int, error)
+	LastExecution(ctx context.Context, owner, sandboxID, execType string) (store.Execution, error)
+	UpdateExecution(ctx context.Context, owner, sandboxID, id string, p store.ExecutionPatch) (store.Execution, error)
+	PutBlob(ctx context.Context, b store.Blob) error
+	GetBlob(ctx context.Context, owner, id string) (store.Blob, error)
+}
 
 type historyEntry struct {
 	ID              string  `json:"id"`

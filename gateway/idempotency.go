@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +15,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/bay-sandbox/bay/gateway/apierr"
+	"github.com/bay-sandbox/bay/gateway/store"
 )
+
+// idemStore keeps idempotency keys; a pending row guards concurrent first
+// uses across gateway processes.
+type idemStore interface {
+	BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (store.IdemRecord, bool, error)
+	CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error
+	AbandonIdem(ctx context.Context, owner, key string) error
+}
 
 var idemKeyRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 

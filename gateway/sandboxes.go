@@ -19,6 +19,16 @@ import (
 	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
+// sandboxStore is what the sandbox handlers need beyond the service's store.
+type sandboxStore interface {
+	CreateSandbox(ctx context.Context, sb store.Sandbox) error
+	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]store.Sandbox, string, error)
+	CountSandboxes(ctx context.Context, owner string) (int, error)
+	SandboxTombstoned(ctx context.Context, owner, id string) (bool, error)
+	SetExpiry(ctx context.Context, id string, t *time.Time) error
+	ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error)
+}
+
 type sandboxResponse struct {
 	ID            string              `json:"id"`
 	Status        string              `json:"status"`

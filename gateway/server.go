@@ -19,59 +19,20 @@ import (
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/profiles"
 )
 
-// Store is what the handlers need of the state store.
+// Store is what the handlers need of the state store: the sandbox
+// service's part plus one small interface per area, each listed beside the
+// handlers that use it.
 type Store interface {
 	service.Store
-	CreateSandbox(ctx context.Context, sb store.Sandbox) error
-	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]store.Sandbox, string, error)
-	CountSandboxes(ctx context.Context, owner string) (int, error)
-	DeleteSandbox(ctx context.Context, id string) error
-	SandboxTombstoned(ctx context.Context, owner, id string) (bool, error)
-	SetExpiry(ctx context.Context, id string, t *time.Time) error
-	ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error)
-
-	CreateCargo(ctx context.Context, c store.Cargo) error
-	ListCargos(ctx context.Context, f store.CargoFilter) ([]store.Cargo, string, error)
-	DeleteCargo(ctx context.Context, id string) error
-	TouchCargo(ctx context.Context, id string, t time.Time) error
-	SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error)
-
-	CreateExecution(ctx context.Context, e store.Execution) error
-	GetExecution(ctx context.Context, owner, sandboxID, id string) (store.Execution, error)
-	ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]store.Execution, int, error)
-	LastExecution(ctx context.Context, owner, sandboxID, execType string) (store.Execution, error)
-	UpdateExecution(ctx context.Context, owner, sandboxID, id string, p store.ExecutionPatch) (store.Execution, error)
-	DeleteExecutions(ctx context.Context, sandboxID string) error
-
-	PutBlob(ctx context.Context, b store.Blob) error
-	GetBlob(ctx context.Context, owner, id string) (store.Blob, error)
-
-	CreateSkillCandidate(ctx context.Context, c store.SkillCandidate) error
-	GetSkillCandidate(ctx context.Context, owner, id string) (store.SkillCandidate, error)
-	ListSkillCandidates(ctx context.Context, f store.SkillCandidateFilter) ([]store.SkillCandidate, int, error)
-	EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation) (store.SkillEvaluation, error)
-	PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error)
-	DeleteSkillCandidate(ctx context.Context, owner, id string, d store.Deletion) (store.SkillCandidate, error)
-	GetSkillRelease(ctx context.Context, owner, id string) (store.SkillRelease, error)
-	ListSkillReleases(ctx context.Context, f store.SkillReleaseFilter) ([]store.SkillRelease, int, error)
-	RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error)
-	DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error)
-	ActiveSkillRelease(ctx context.Context, owner, skillKey string) (store.SkillRelease, error)
-	PreviousSkillRelease(ctx context.Context, r store.SkillRelease) (store.SkillRelease, error)
-	RecordSkillRun(ctx context.Context, r store.SkillRun) error
-	ListSkillRuns(ctx context.Context, owner, releaseID string, from, to time.Time) ([]store.SkillRun, error)
-
-	BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (store.IdemRecord, bool, error)
-	CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error
-	AbandonIdem(ctx context.Context, owner, key string) error
-
-	GetMeta(ctx context.Context, key string) (string, bool, error)
-	SetMeta(ctx context.Context, key, value string) error
+	sandboxStore
+	cargoStore
+	historyStore
+	skillStore
+	idemStore
 }
 
 // ProfileSet is the configured profiles, in order.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,24 @@ import (
 	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
 )
+
+// skillStore is what the skills handlers need.
+type skillStore interface {
+	CreateSkillCandidate(ctx context.Context, c store.SkillCandidate) error
+	GetSkillCandidate(ctx context.Context, owner, id string) (store.SkillCandidate, error)
+	ListSkillCandidates(ctx context.Context, f store.SkillCandidateFilter) ([]store.SkillCandidate, int, error)
+	EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation) (store.SkillEvaluation, error)
+	PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error)
+	DeleteSkillCandidate(ctx context.Context, owner, id string, d store.Deletion) (store.SkillCandidate, error)
+	GetSkillRelease(ctx context.Context, owner, id string) (store.SkillRelease, error)
+	ListSkillReleases(ctx context.Context, f store.SkillReleaseFilter) ([]store.SkillRelease, int, error)
+	RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error)
+	DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error)
+	ActiveSkillRelease(ctx context.Context, owner, skillKey string) (store.SkillRelease, error)
+	PreviousSkillRelease(ctx context.Context, r store.SkillRelease) (store.SkillRelease, error)
+	RecordSkillRun(ctx context.Context, r store.SkillRun) error
+	ListSkillRuns(ctx context.Context, owner, releaseID string, from, to time.Time) ([]store.SkillRun, error)
+}
 
 // Skills (API.md §1.8): payload blobs, candidates built from executions,
 // evaluations, promotion into versioned releases, rollback, release health

@@ -43,6 +43,7 @@ type Store interface {
 	DeleteCargo(ctx context.Context, id string) error
 	DeleteExecutions(ctx context.Context, sandboxID string) error
 	CreateCargo(ctx context.Context, c store.Cargo) error
+	TouchCargo(ctx context.Context, id string, t time.Time) error
 }
 
 // Profiles looks profiles up by id.
@@ -454,6 +455,11 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 	}
 	if err := m.store.SetSession(ctx, sb.ID, sessionID); err != nil {
 		return nil, fmt.Errorf("record session: %w", err)
+	}
+	// A cargo is "accessed" when compute is put on it; per-call touches
+	// would add a write to every request for no reader's benefit.
+	if err := m.store.TouchCargo(ctx, cargo.ID, m.Now()); err != nil {
+		m.log.Warn("touch cargo", "cargo_id", cargo.ID, "error", err)
 	}
 	sess, err := m.alloc.Start(ctx, allocator.StartRequest{
 		SandboxID: sb.ID,

@@ -380,3 +380,19 @@ func TestMaxSessionsQuota(t *testing.T) {
 		t.Fatalf("after stop: %v", err)
 	}
 }
+
+func TestSessionStartTouchesCargo(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	e.clk.Advance(90 * time.Second)
+	if _, _, err := e.svc.Route(ctx, e.sb, "python"); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := e.st.GetCargo(ctx, "", e.sb.CargoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cg.LastAccessedAt.Equal(e.clk.Now()) || !cg.LastAccessedAt.After(cg.CreatedAt) {
+		t.Fatalf("last_accessed_at %v (created %v), want %v", cg.LastAccessedAt, cg.CreatedAt, e.clk.Now())
+	}
+}
