@@ -89,8 +89,10 @@ type Config struct {
 	NoWorkspaceMount bool
 }
 
-// DefaultDropEnv are the gateway's secrets no sandbox process should see.
-var DefaultDropEnv = []string{"BAY_API_KEY", "NOMAD_*", "CONSUL_*", "VAULT_*"}
+// DefaultDropEnv returns the gateway's secrets no sandbox process should see.
+func DefaultDropEnv() []string {
+	return []string{"BAY_API_KEY", "NOMAD_*", "CONSUL_*", "VAULT_*"}
+}
 
 func (c *Config) setDefaults() {
 	if c.GracePeriod <= 0 {
@@ -112,7 +114,7 @@ func (c *Config) setDefaults() {
 		c.MaxLogBytes = 8 << 20
 	}
 	if c.DropEnv == nil {
-		c.DropEnv = DefaultDropEnv
+		c.DropEnv = DefaultDropEnv()
 	}
 }
 

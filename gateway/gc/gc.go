@@ -25,8 +25,11 @@ const (
 	TaskOrphanSession  = "orphan_session"
 )
 
-// AllTasks in the order a cycle runs them.
-var AllTasks = []string{TaskIdleSession, TaskExpiredSandbox, TaskOrphanCargo, TaskOrphanSession}
+// AllTasks returns the task names in the order a cycle runs them (a fresh
+// slice, so no caller can reorder another's).
+func AllTasks() []string {
+	return []string{TaskIdleSession, TaskExpiredSandbox, TaskOrphanCargo, TaskOrphanSession}
+}
 
 // ErrRunning is returned when a cycle is already running.
 var ErrRunning = errors.New("a gc cycle is already running")
@@ -119,7 +122,7 @@ func New(cfg Config, st Store, ss Sessions, c Compute, log hclog.Logger) *Collec
 	}
 	if cfg.Tasks == nil {
 		cfg.Tasks = map[string]bool{}
-		for _, t := range AllTasks {
+		for _, t := range AllTasks() {
 			cfg.Tasks[t] = true
 		}
 	}
@@ -132,7 +135,7 @@ func (g *Collector) Run(ctx context.Context) {
 		return
 	}
 	var tasks []string
-	for _, t := range AllTasks {
+	for _, t := range AllTasks() {
 		if g.cfg.Tasks[t] {
 			tasks = append(tasks, t)
 		}
@@ -155,7 +158,7 @@ func (g *Collector) Run(ctx context.Context) {
 func Validate(tasks []string) error {
 	for _, t := range tasks {
 		known := false
-		for _, a := range AllTasks {
+		for _, a := range AllTasks() {
 			known = known || a == t
 		}
 		if !known {
@@ -178,7 +181,7 @@ func (g *Collector) RunOnce(ctx context.Context, tasks []string) (Report, error)
 	defer g.setBusy(false)
 
 	if len(tasks) == 0 {
-		tasks = AllTasks
+		tasks = AllTasks()
 	}
 	want := map[string]bool{}
 	for _, t := range tasks {
@@ -187,7 +190,7 @@ func (g *Collector) RunOnce(ctx context.Context, tasks []string) (Report, error)
 	start := time.Now()
 	now := g.cfg.Now().UTC()
 	rep := Report{Results: []TaskResult{}}
-	for _, t := range AllTasks {
+	for _, t := range AllTasks() {
 		if !want[t] {
 			continue
 		}
@@ -237,7 +240,7 @@ func (g *Collector) Status() Status {
 		Enabled: g.cfg.Enabled, IsRunning: g.busy, InstanceID: g.cfg.InstanceID,
 		IntervalSeconds: int64(g.cfg.Interval.Seconds()), Tasks: map[string]map[string]bool{},
 	}
-	for _, t := range AllTasks {
+	for _, t := range AllTasks() {
 		st.Tasks[t] = map[string]bool{"enabled": g.cfg.Tasks[t]}
 	}
 	if !g.lastRun.IsZero() {
