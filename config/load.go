@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -25,35 +26,55 @@ type origin struct {
 	value any
 }
 
-// Load reads the configuration: defaults, then the file at path (none when
-// path is ""), then the process environment; and validates the result. The
+// Load reads the configuration: defaults, then each path in order (see
+// LoadFiles), then the process environment; and validates the result. The
 // error lists every problem, each with its file position or variable.
-func Load(path string) (*Config, error) {
-	return LoadWithEnv(path, os.Getenv)
+func Load(paths ...string) (*Config, error) {
+	return LoadFiles(paths, os.Getenv)
 }
 
-// LoadWithEnv is Load with the environment read through getenv.
-//
-// Precedence: BAY_* variables override the file; the standard HashiCorp
-// variables (NOMAD_ADDR, NOMAD_TOKEN, CONSUL_HTTP_ADDR, ...) fill only what
-// the file left unset, as the Nomad and Consul CLIs do. cmd applies flags to
-// the returned Config and calls Validate again.
+// LoadWithEnv is Load of one path (none when "") with the environment read
+// through getenv.
 func LoadWithEnv(path string, getenv func(string) string) (*Config, error) {
+	return LoadFiles([]string{path}, getenv)
+}
+
+// LoadFiles reads defaults, then the configuration files in paths, in order,
+// then the environment through getenv. A path that is a directory stands for
+// its .hcl and .json files in lexical order (as Nomad's -config does); empty
+// paths are skipped. Later files merge into earlier ones: an attribute set
+// again replaces the earlier value (lists included), a block that may appear
+// once per file (nomad, runtimes, ...) adds to what earlier files set,
+// constraint blocks add up, and a profile redefined by id replaces the
+// earlier definition whole.
+//
+// Precedence: BAY_* variables override the files; the standard HashiCorp
+// variables (NOMAD_ADDR, NOMAD_TOKEN, CONSUL_HTTP_ADDR, ...) fill only what
+// the files left unset, as the Nomad and Consul CLIs do. cmd applies flags
+// to the returned Config and calls Validate again.
+func LoadFiles(paths []string, getenv func(string) string) (*Config, error) {
+	files, err := expandPaths(paths)
+	if err != nil {
+		return nil, err
+	}
 	c := Default()
 	c.origins = map[string]origin{}
 	var errs []error
-	profileErrs := false
-	if path != "" {
+	m := &merge{profiles: map[string]int{}}
+	for _, path := range files {
 		src, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		diags, badProfiles := c.decodeFile(path, src)
-		profileErrs = badProfiles
-		for _, d := range diags.Errs() {
+		for _, d := range c.decodeFile(path, src, m).Errs() {
 			errs = append(errs, d)
 		}
 	}
+	profileDiags := c.decodeProfiles(m)
+	for _, d := range profileDiags.Errs() {
+		errs = append(errs, d)
+	}
+	profileErrs := profileDiags.HasErrors()
 	errs = append(errs, c.applyEnv(getenv)...)
 	// Profiles that failed to decode were already reported with positions.
 	errs = append(errs, c.check(!profileErrs)...)
@@ -61,6 +82,91 @@ func LoadWithEnv(path string, getenv func(string) string) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// expandPaths replaces each directory by its configuration files, sorted,
+// skipping hidden files and editor backups as Nomad does.
+func expandPaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config directory: %w", err)
+		}
+		var found []string
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~") ||
+				(strings.HasPrefix(name, "#") && strings.HasSuffix(name, "#")) {
+				continue
+			}
+			if ext := strings.ToLower(filepath.Ext(name)); ext != ".hcl" && ext != ".json" {
+				continue
+			}
+			found = append(found, filepath.Join(p, name))
+		}
+		if len(found) == 0 {
+			// An empty directory is almost always a wrong path or a
+			// template that did not render; say so rather than run on
+			// defaults.
+			return nil, fmt.Errorf("read config: directory %s has no .hcl or .json files", p)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// merge carries what spans files: the profile blocks (decoded together once
+// every file is read, a later id replacing an earlier one) and whether any
+// file had a nomad block.
+type merge struct {
+	profileBlocks []*hcl.Block
+	profiles      map[string]int // id -> index in profileBlocks
+	nomadBlock    bool
+}
+
+func (m *merge) addProfile(b *hcl.Block) {
+	id := ""
+	if len(b.Labels) > 0 {
+		id = b.Labels[0]
+	}
+	// Within one file a repeated id stays an error (Decode reports it);
+	// a later file redefines the profile.
+	if i, ok := m.profiles[id]; ok && id != "" && m.profileBlocks[i].DefRange.Filename != b.DefRange.Filename {
+		m.profileBlocks[i] = b
+		return
+	}
+	m.profiles[id] = len(m.profileBlocks)
+	m.profileBlocks = append(m.profileBlocks, b)
+}
+
+// decodeProfiles decodes the merged profile blocks into c.Profiles.
+func (c *Config) decodeProfiles(m *merge) hcl.Diagnostics {
+	if len(m.profileBlocks) == 0 {
+		return nil
+	}
+	ps, diags := profiles.Decode(m.profileBlocks)
+	if diags.HasErrors() {
+		return diags
+	}
+	set, err := profiles.NewSet(ps)
+	if err != nil { // Decode checks the same rules; this is a safety net.
+		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid profiles", Detail: err.Error()})
+	}
+	c.Profiles = set
+	return diags
 }
 
 var topSchema = &hcl.BodySchema{
@@ -149,9 +255,9 @@ func first(blocks map[string][]*hcl.Block, typ string) (hcl.Body, bool) {
 	return hcl.EmptyBody(), false
 }
 
-// decodeFile applies a configuration file. It reports whether the profile
-// blocks had errors, so they are not validated a second time.
-func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
+// decodeFile applies one configuration file over what earlier files set; its
+// profile blocks go to m, decoded once every file is read.
+func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 	p := hclparse.NewParser()
 	var f *hcl.File
 	var diags hcl.Diagnostics
@@ -161,7 +267,7 @@ func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
 		f, diags = p.ParseHCL(src, path)
 	}
 	if diags.HasErrors() {
-		return diags, true
+		return diags
 	}
 	d := &decoder{diags: diags, origins: c.origins}
 	attrs, blocks := d.body(f.Body, topSchema, profiles.BlockType)
@@ -214,9 +320,8 @@ func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
 		d.get(a, "local.grace_period", "grace_period", &c.Local.GracePeriod)
 		d.get(a, "local.mount_workspace", "mount_workspace", &c.Local.MountWorkspace)
 	}
-	nomadBlock := false
 	if b, ok := first(blocks, "nomad"); ok {
-		nomadBlock = true
+		m.nomadBlock = true
 		c.decodeNomad(d, b)
 	}
 	if b, ok := first(blocks, "consul"); ok {
@@ -228,25 +333,13 @@ func (c *Config) decodeFile(path string, src []byte) (hcl.Diagnostics, bool) {
 			d.tls(tb, "consul.tls.", &c.Consul.TLS)
 		}
 	}
-	if _, explicit := c.origins["allocator"]; !explicit && nomadBlock {
+	if _, explicit := c.origins["allocator"]; !explicit && m.nomadBlock {
 		c.Allocator = AllocatorNomad
 	}
-
-	badProfiles := false
-	if pbs := blocks[profiles.BlockType]; len(pbs) > 0 {
-		ps, pd := profiles.Decode(pbs)
-		d.diags = append(d.diags, pd...)
-		badProfiles = pd.HasErrors()
-		if !badProfiles {
-			set, err := profiles.NewSet(ps)
-			if err != nil { // Decode checks the same rules; this is a safety net.
-				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid profiles", Detail: err.Error()})
-				badProfiles = true
-			}
-			c.Profiles = set
-		}
+	for _, b := range blocks[profiles.BlockType] {
+		m.addProfile(b)
 	}
-	return d.diags, badProfiles
+	return d.diags
 }
 
 func (c *Config) decodeNomad(d *decoder, body hcl.Body) {

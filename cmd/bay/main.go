@@ -38,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "config":
 		if len(args) < 2 || args[1] != "validate" {
-			fmt.Fprintln(stderr, "Usage: bay config validate <file>")
+			fmt.Fprintln(stderr, "Usage: bay config validate <file|dir>...")
 			return 2
 		}
 		return configValidate(args[2:], stdout, stderr)

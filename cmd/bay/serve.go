@@ -29,16 +29,42 @@ import (
 
 // serveFlags are the command-line overrides, applied after file and env.
 type serveFlags struct {
-	config, dataDir, bind, logLevel, allocator string
-	port                                       int
-	anonymous                                  bool
+	config                             pathList
+	dataDir, bind, logLevel, allocator string
+	port                               int
+	anonymous                          bool
+}
+
+// pathList is a repeatable -config flag: files or directories of fragments,
+// merged in the order given.
+type pathList []string
+
+func (p *pathList) String() string { return strings.Join(*p, ",") }
+
+func (p *pathList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty path")
+	}
+	*p = append(*p, v)
+	return nil
+}
+
+// configPaths is what to load: the -config flags, else BAY_CONFIG.
+func configPaths(flags pathList) []string {
+	if len(flags) > 0 {
+		return flags
+	}
+	if v := os.Getenv("BAY_CONFIG"); v != "" {
+		return []string{v}
+	}
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f serveFlags
-	fs.StringVar(&f.config, "config", os.Getenv("BAY_CONFIG"), "path to bay.hcl (or .json)")
+	fs.Var(&f.config, "config", "config file (.hcl or .json) or directory of them; repeat to merge several in order (default $BAY_CONFIG)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides the config)")
 	fs.StringVar(&f.bind, "bind", "", "listen address (overrides the config)")
 	fs.IntVar(&f.port, "port", 0, "listen port (overrides the config; 0 keeps it)")
@@ -49,7 +75,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	cfg, err := config.Load(f.config)
+	cfg, err := config.Load(configPaths(f.config)...)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -79,9 +105,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runGateway(ctx, cfg, log, stdout)
 }
 
-// loadConfig loads and validates a config file as serve does.
-func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+// loadConfig loads and validates config files as serve does.
+func loadConfig(paths ...string) (*config.Config, error) {
+	cfg, err := config.Load(paths...)
 	if err != nil {
 		return nil, err
 	}
