@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | 
 LDFLAGS  := $(if $(VERSION),-X github.com/bay-sandbox/bay/internal/version.Version=$(VERSION))
 GO       ?= go
 
-.PHONY: deps build run test vet bench clean
+.PHONY: deps build run test vet bench clean consul
 
 deps:
 	./scripts/install-deps.sh
@@ -14,6 +14,12 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/bay ./cmd/bay
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ship ./cmd/ship
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gull ./cmd/gull
+
+# The Consul agent (v1.16.3, the last MPL-2.0 release) the Consul tests run,
+# built from the tools module in tools/consul once per machine (cached under
+# ${XDG_CACHE_HOME:-$HOME/.cache}/bay) and copied to bin/consul.
+consul:
+	GO=$(GO) ./scripts/build-consul.sh
 
 # Runs the gateway on the embedded default (local processes, no cluster).
 run: deps build

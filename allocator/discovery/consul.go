@@ -154,12 +154,17 @@ func (c *Consul) Close() {
 
 // store records an answer. A direct query (watched false) does not replace
 // a newer answer of the watch; the watch's own answers always win, including
-// after Consul's index was reset. Called with c.mu held.
+// after Consul's index was reset. A direct answer makes the cache fresh only
+// before the watch starts from it: while the watch is failing nothing keeps
+// the cache current, so Resolve keeps asking Consul. Called with c.mu held.
 func (c *Consul) store(w *consulWatch, entries []*consulapi.ServiceEntry, index uint64, watched bool) {
 	if !watched && w.primed && w.fresh && index < w.index {
 		return
 	}
-	w.entries, w.index, w.primed, w.fresh = entries, index, true, true
+	w.entries, w.index, w.primed = entries, index, true
+	if watched || !w.started {
+		w.fresh = true
+	}
 	if c.onStore != nil {
 		c.onStore(w.service, index)
 	}
@@ -194,6 +199,12 @@ func (c *Consul) watch(ctx context.Context, w *consulWatch, index uint64) {
 			c.mu.Lock()
 			w.fresh = false
 			c.mu.Unlock()
+			// The agent behind the address may have been replaced (restart,
+			// rebuilt cluster, failover) and its index start lower: a query
+			// with the old index would be held for the whole wait while the
+			// state changes under it. Start over with a non-blocking query,
+			// as Consul's own api/watch does after an error.
+			index = 0
 			if !c.sleep(ctx, delay) {
 				return
 			}

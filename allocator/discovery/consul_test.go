@@ -262,13 +262,17 @@ func TestConsulFailingWatchFallsBack(t *testing.T) {
 		t.Errorf("first backoff = %v, want %v", d, c.backoffs[0])
 	}
 
-	// The watch is failing, so the cache is not trusted: Resolve asks Consul.
+	// The watch is failing, so the cache is not trusted: Resolve asks Consul,
+	// every time (a direct answer does not make the cache trusted again while
+	// nothing keeps it current).
 	before := f.nonBlocking("bay-ship")
-	if ep, err := c.Resolve(ctx, q("s1", "ship")); err != nil || ep.Port != 1001 {
-		t.Fatalf("resolve with a failing watch = %+v, %v", ep, err)
+	for range 2 {
+		if ep, err := c.Resolve(ctx, q("s1", "ship")); err != nil || ep.Port != 1001 {
+			t.Fatalf("resolve with a failing watch = %+v, %v", ep, err)
+		}
 	}
-	if after := f.nonBlocking("bay-ship"); after != before+1 {
-		t.Errorf("direct queries %d → %d, want one more", before, after)
+	if after := f.nonBlocking("bay-ship"); after != before+2 {
+		t.Errorf("direct queries %d → %d, want two more", before, after)
 	}
 
 	// Consul fails altogether: a cached instance is still answered, an
@@ -306,4 +310,40 @@ func TestConsulIndexReset(t *testing.T) {
 	}
 	// And it blocks again instead of spinning.
 	recv(t, f.waiting, "the watch to block again", func(r request) bool { return r.index == 3 })
+}
+
+// The agent behind the address is replaced while the watch is in backoff
+// (restart, rebuilt cluster, failover) and its index starts lower. A retry
+// with the old, higher index would be held for the whole wait (5 minutes)
+// while the state it should report changes; the watch must start over.
+func TestConsulWatchStartsOverAfterError(t *testing.T) {
+	f := newFakeConsul(t)
+	f.set("bay-ship", instance{addr: "10.0.0.1", port: 1001, tags: tags("sbx-s1", "s1", "ship"), status: consulapi.HealthPassing})
+	c, stores := newConsul(t, f)
+	retries := make(chan time.Duration, 100)
+	gate := make(chan time.Time, 1)
+	c.after = func(d time.Duration) <-chan time.Time {
+		retries <- d
+		return gate
+	}
+	f.mu.Lock()
+	f.failBlock = true
+	f.mu.Unlock()
+	if _, err := c.Resolve(context.Background(), q("s1", "ship")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, retries, "the watch to back off", func(time.Duration) bool { return true })
+
+	f.mu.Lock()
+	f.failBlock = false
+	f.index = 3
+	f.services["bay-ship"] = []instance{{addr: "10.0.0.1", port: 1009, tags: tags("sbx-s1", "s1", "ship"), status: consulapi.HealthPassing}}
+	f.mu.Unlock()
+	gate <- time.Now()
+
+	recv(t, stores, "the new agent's answer", func(s stored) bool { return s.index == 3 })
+	if ep, err := c.Resolve(context.Background(), q("s1", "ship")); err != nil || ep.Port != 1009 {
+		t.Errorf("after the agent was replaced = %+v, %v; want the new agent's endpoint", ep, err)
+	}
+	recv(t, f.waiting, "the watch to block on the new index", func(r request) bool { return r.index == 3 })
 }
