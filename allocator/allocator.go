@@ -58,6 +58,24 @@ type StartRequest struct {
 	Owner     string
 	Profile   *profiles.Profile
 	Cargo     Cargo
+	// Progress, when set, is told each start phase as the start enters it
+	// (PhasePlacing, PhaseStartingContainers, PhaseHealthCheck), so a
+	// client watching a cold start can see what it waits for.
+	Progress func(phase string)
+}
+
+// Start phases, in order.
+const (
+	PhasePlacing            = "placing"
+	PhaseStartingContainers = "starting_containers"
+	PhaseHealthCheck        = "health_check"
+)
+
+// Report tells req.Progress the phase, if anyone listens.
+func (req StartRequest) Report(phase string) {
+	if req.Progress != nil {
+		req.Progress(phase)
+	}
 }
 
 // CargoSpec describes a cargo to create.

@@ -240,6 +240,7 @@ func (h *harness) do(method, path string, body any, opts ...opt) resp {
 	if err != nil {
 		h.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
+	checkContract(h.t, method, path, res, b)
 	return resp{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 

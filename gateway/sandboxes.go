@@ -32,6 +32,7 @@ type sandboxStore interface {
 type sandboxResponse struct {
 	ID            string              `json:"id"`
 	Status        string              `json:"status"`
+	Phase         *string             `json:"phase"`
 	Profile       string              `json:"profile"`
 	CargoID       string              `json:"cargo_id"`
 	Capabilities  []string            `json:"capabilities"`
@@ -57,6 +58,9 @@ func (s *Server) sandboxView(sb store.Sandbox) sandboxResponse {
 	}
 	if p, ok := s.profiles.Get(sb.ProfileID); ok {
 		r.Capabilities = p.Capabilities()
+	}
+	if r.Status == service.StatusStarting {
+		r.Phase = optional(s.svc.StartPhase(sb.ID))
 	}
 	if d, ok := s.svc.IdleDeadline(sb.ID); ok && s.svc.SessionID(sb.ID) != "" {
 		r.IdleExpiresAt = tsPtr(&d)

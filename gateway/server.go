@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/allocator"
+	"github.com/bay-sandbox/bay/docs"
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/service"
 	"github.com/bay-sandbox/bay/internal/version"
@@ -165,6 +166,7 @@ func (s *Server) routes() {
 	app.Get("/health", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok", "version": version.String()})
 	})
+	app.Get("/openapi.json", serveOpenAPI)
 	app.Get("/v1/profiles", s.listProfiles)
 
 	v1 := app.Group("/v1", s.authMiddleware)
@@ -252,4 +254,10 @@ func tsPtr(t *time.Time) *string {
 	}
 	s := ts(*t)
 	return &s
+}
+
+// serveOpenAPI serves the contract (docs/openapi.json) without auth.
+func serveOpenAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.SendString(docs.OpenAPI())
 }

@@ -269,6 +269,7 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 	defer stopAfter()
 
 	a.log.Debug("starting session", "session", req.SessionID, "sandbox", req.SandboxID, "containers", len(s.conts))
+	req.Report(allocator.PhaseStartingContainers)
 	procs := make([]*proc, len(s.conts))
 	errs := make([]error, len(s.conts))
 	var wg sync.WaitGroup

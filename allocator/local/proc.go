@@ -79,6 +79,9 @@ func (a *Allocator) launch(ctx context.Context, s *session, c *container, prefer
 			a.ports.release(port)
 			return nil, fmt.Errorf("container %q: %w", c.spec.Name, err)
 		}
+		if first {
+			s.req.Report(allocator.PhaseHealthCheck)
+		}
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.StartTimeout)
 		err = a.waitHealthy(hctx, p)
 		cancel()

@@ -87,7 +87,7 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.StartTimeout)
 	defer cancel()
 
-	sess, err := a.start(sctx, s, job)
+	sess, err := a.start(sctx, s, job, req.Report)
 	if err != nil {
 		a.rollback(s)
 		reason := err.Error()
@@ -104,7 +104,8 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 	return sess, nil
 }
 
-func (a *Allocator) start(ctx context.Context, s *session, job *api.Job) (*allocator.Session, error) {
+func (a *Allocator) start(ctx context.Context, s *session, job *api.Job, report func(phase string)) (*allocator.Session, error) {
+	report(allocator.PhasePlacing)
 	resp, _, err := a.client.Jobs().Register(job, writeOpts(ctx))
 	if err != nil {
 		err = nomadErr("register job", err)
@@ -139,10 +140,16 @@ func (a *Allocator) start(ctx context.Context, s *session, job *api.Job) (*alloc
 	woke := false
 	for len(out.Endpoints) < len(probes) {
 		a.mu.Lock()
-		phase, reason, running := s.m.Phase(), s.m.Reason(), s.m.TasksRunning()
+		phase, reason, running, placed := s.m.Phase(), s.m.Reason(), s.m.TasksRunning(), s.m.AllocID() != ""
 		a.mu.Unlock()
 		if phase == PhaseFailed {
 			return nil, fmt.Errorf("%w: %s", allocator.ErrStartFailed, reason)
+		}
+		switch {
+		case running:
+			report(allocator.PhaseHealthCheck)
+		case placed:
+			report(allocator.PhaseStartingContainers)
 		}
 		policy := resolveNever
 		switch {

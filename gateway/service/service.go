@@ -82,6 +82,7 @@ type live struct {
 	sessionID string
 	phase     phase
 	err       error         // start error when phaseFailed
+	progress  string        // the allocator's start phase while phaseStarting
 	done      chan struct{} // closed when the start finished
 	session   *allocator.Session
 	down      map[string]string // container → reason
@@ -205,6 +206,22 @@ func (m *Manager) Status(sb store.Sandbox) string {
 		return StatusDegraded
 	}
 	return StatusReady
+}
+
+// StartPhase says what sb's cold start waits for (allocator.Phase*), or ""
+// when no start is under way. A start the allocator has not reported on yet
+// is placing.
+func (m *Manager) StartPhase(sandboxID string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.sessions[sandboxID]
+	if l == nil || l.phase != phaseStarting {
+		return ""
+	}
+	if l.progress == "" {
+		return allocator.PhasePlacing
+	}
+	return l.progress
 }
 
 // SessionID returns the id of sb's current session, "" when none.
@@ -413,7 +430,11 @@ func (m *Manager) start(sb store.Sandbox, l *live) {
 	defer unlock()
 
 	began := time.Now()
-	sess, err := m.startSession(ctx, sb, l.sessionID)
+	sess, err := m.startSession(ctx, sb, l.sessionID, func(ph string) {
+		m.mu.Lock()
+		l.progress = ph
+		m.mu.Unlock()
+	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
@@ -444,7 +465,7 @@ func (m *Manager) start(sb store.Sandbox, l *live) {
 	m.log.Info("session running", "sandbox_id", sb.ID, "session_id", sess.ID)
 }
 
-func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID string) (*allocator.Session, error) {
+func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID string, progress func(phase string)) (*allocator.Session, error) {
 	p, err := m.Profile(sb)
 	if err != nil {
 		return nil, err
@@ -467,6 +488,7 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 		Owner:     sb.Owner,
 		Profile:   p,
 		Cargo:     allocator.Cargo{ID: cargo.ID, Backend: cargo.Backend, Locator: cargo.Locator},
+		Progress:  progress,
 	})
 	if err != nil {
 		_ = m.store.SetSession(context.Background(), sb.ID, "")
