@@ -59,6 +59,7 @@ type Config struct {
 	Local       Local
 	Nomad       Nomad
 	Consul      Consul
+	Shutdown    Shutdown
 
 	// Profiles are the file's profile blocks, or profiles.Defaults() when
 	// the file defines none.
@@ -180,6 +181,22 @@ type Volume struct {
 	NodePool string
 }
 
+// Shutdown is what the gateway does with the compute it started when it is
+// stopped on purpose: its own Nomad job stopped or purged (nomad job stop,
+// terraform destroy), or, outside Nomad, any SIGTERM/SIGINT. A restart, a
+// rolling update or a node drain of the gateway is not deliberate: sessions
+// keep running and the next gateway re-adopts them.
+type Shutdown struct {
+	// DrainSessions stops every session on a deliberate shutdown. Cargos,
+	// i.e. user data, are kept unless DeleteCargos is set.
+	DrainSessions bool
+	// DeleteCargos (needs DrainSessions) also deletes every sandbox and
+	// every cargo with its storage: the users' workspaces are lost.
+	DeleteCargos bool
+	// Timeout bounds the drain; keep it under the task's kill_timeout.
+	Timeout time.Duration
+}
+
 // Consul is used when Nomad.Discovery is DiscoveryConsul. Empty fields fall
 // back to CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and friends.
 type Consul struct {
@@ -222,6 +239,7 @@ func Default() *Config {
 			StartTimeout:  60 * time.Second,
 			KillTimeout:   10 * time.Second,
 		},
+		Shutdown: Shutdown{Timeout: 60 * time.Second},
 		Profiles: profiles.DefaultSet(),
 	}
 }

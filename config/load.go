@@ -177,7 +177,7 @@ var topSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "auth"}, {Type: "server"}, {Type: "gc"}, {Type: "idempotency"},
 		{Type: "warm_pool"}, {Type: "runtimes"}, {Type: "local"}, {Type: "nomad"},
-		{Type: "consul"}, profiles.BlockSchema(),
+		{Type: "consul"}, {Type: "shutdown"}, profiles.BlockSchema(),
 	},
 }
 
@@ -333,6 +333,12 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 			d.tls(tb, "consul.tls.", &c.Consul.TLS)
 		}
 	}
+	if b, ok := first(blocks, "shutdown"); ok {
+		a, _ := d.body(b, attrSchema("drain_sessions", "delete_cargos", "timeout"))
+		d.get(a, "shutdown.drain_sessions", "drain_sessions", &c.Shutdown.DrainSessions)
+		d.get(a, "shutdown.delete_cargos", "delete_cargos", &c.Shutdown.DeleteCargos)
+		d.get(a, "shutdown.timeout", "timeout", &c.Shutdown.Timeout)
+	}
 	if _, explicit := c.origins["allocator"]; !explicit && m.nomadBlock {
 		c.Allocator = AllocatorNomad
 	}
@@ -474,6 +480,7 @@ func (c *Config) applyEnv(getenv func(string) string) []error {
 			c.origins["gc.interval"] = origin{env: "BAY_GC_INTERVAL", value: d}
 		}
 	}
+	setBool("BAY_DRAIN_ON_SHUTDOWN", "shutdown.drain_sessions", &c.Shutdown.DrainSessions, false, true)
 	setStr("BAY_SHIP_BIN", "runtimes.ship", &c.Runtimes.Ship, true)
 	setStr("BAY_GULL_BIN", "runtimes.gull", &c.Runtimes.Gull, true)
 	setStr("BAY_PYTHON", "runtimes.python", &c.Runtimes.Python, true)

@@ -213,3 +213,26 @@ func TestFragmentPathsErrors(t *testing.T) {
 		t.Errorf("no paths: %v %+v", err, c)
 	}
 }
+
+func TestShutdownBlock(t *testing.T) {
+	c := load(t, "bay.hcl", "shutdown {\n  drain_sessions = true\n  delete_cargos = true\n  timeout = \"90s\"\n}\n")
+	if !c.Shutdown.DrainSessions || !c.Shutdown.DeleteCargos || c.Shutdown.Timeout.String() != "1m30s" {
+		t.Errorf("shutdown = %+v", c.Shutdown)
+	}
+	if d := Default().Shutdown; d.DrainSessions || d.DeleteCargos || d.Timeout.String() != "1m0s" {
+		t.Errorf("default shutdown = %+v: sessions and cargos must be kept by default", d)
+	}
+	if c := load(t, "bay.hcl", "", "BAY_DRAIN_ON_SHUTDOWN", "true"); !c.Shutdown.DrainSessions {
+		t.Errorf("BAY_DRAIN_ON_SHUTDOWN ignored")
+	}
+	lines := loadErr(t, "bay.hcl", "shutdown {\n  delete_cargos = true\n  timeout = \"0s\"\n}\n")
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"bay.hcl:2,19-23: Invalid shutdown.delete_cargos; shutdown.delete_cargos: needs shutdown.drain_sessions = true.",
+		"bay.hcl:3,13-17: Invalid shutdown.timeout",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
+	}
+}

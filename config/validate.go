@@ -108,6 +108,11 @@ func (c *Config) check(withProfiles bool) []error {
 		fail("local.grace_period", c.Local.GracePeriod, "must be 0 or more, got %s", c.Local.GracePeriod)
 	}
 
+	positive("shutdown.timeout", c.Shutdown.Timeout, c.Shutdown.Timeout > 0)
+	if c.Shutdown.DeleteCargos && !c.Shutdown.DrainSessions {
+		fail("shutdown.delete_cargos", c.Shutdown.DeleteCargos, "needs shutdown.drain_sessions = true")
+	}
+
 	if c.Allocator == AllocatorNomad {
 		c.checkNomad(fail, oneOf, positive)
 	}

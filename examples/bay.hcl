@@ -84,6 +84,22 @@ warm_pool {
   enabled = true
 }
 
+# What a deliberate shutdown does with the compute the gateway started.
+# Deliberate: the gateway's own Nomad job was stopped or purged (nomad job
+# stop, terraform destroy); outside Nomad, any SIGTERM/SIGINT. A restart, a
+# rolling update or a node drain is not: sessions keep running and the next
+# gateway re-adopts them.
+shutdown {
+  # Env: BAY_DRAIN_ON_SHUTDOWN. Stop every session (Nomad job) on a
+  # deliberate shutdown. Cargos, the users' workspaces, are kept.
+  drain_sessions = false
+  # Also delete every sandbox and every cargo with its storage (needs
+  # drain_sessions): THE USERS' WORKSPACES ARE LOST.
+  delete_cargos = false
+  # Bound of the drain; keep it under the gateway task's kill_timeout.
+  timeout = "60s"
+}
+
 # Runtime binaries. Empty means: beside the bay binary, then PATH.
 runtimes {
   ship          = ""                 # Env: BAY_SHIP_BIN

@@ -205,6 +205,10 @@ func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdou
 		pool.Drain(drainCtx)
 		cancel()
 	}
+	// Only a stop signal (not a failed listener) can be a deliberate stop.
+	if cfg.Shutdown.DrainSessions && ctx.Err() != nil {
+		drainOnShutdown(cfg, st, svc, alloc, log)
+	}
 	svc.Wait()
 	return serveErr
 }
