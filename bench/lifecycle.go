@@ -17,10 +17,11 @@ import (
 	"github.com/bay-sandbox/bay/gateway"
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // Goals of the lifecycle suite.
@@ -60,7 +61,7 @@ func benchLifecycle(ctx context.Context, r *Reporter) error {
 // lcGateway is an in-process gateway on a loopback port.
 type lcGateway struct {
 	url   string
-	st    *store.SQLite
+	st    *sqlite.Store
 	alloc *local.Allocator
 	svc   *service.Manager
 	pool  *warmpool.Pool
@@ -79,7 +80,7 @@ func startLCGateway(ctx context.Context, dir, ship string, warmSize int) (*lcGat
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(dir, "bay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +242,7 @@ func benchGCCycle(ctx context.Context, r *Reporter) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	st, err := store.Open(ctx, filepath.Join(dir, "bay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
 	if err != nil {
 		return err
 	}

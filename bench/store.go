@@ -7,7 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // gcBudgetMS is the goal for one GC cycle's store reads over 10,000 sandboxes.
@@ -23,7 +24,7 @@ func benchStore(ctx context.Context, r *Reporter) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	s, err := store.Open(ctx, filepath.Join(dir, "bay.db"))
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,10 @@ import (
 
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/gull"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // target is a resolved capability call: the sandbox and the runtime serving

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/apierr"
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // cargoStore is what the cargo handlers need beyond the service's store.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/apierr"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/runtimes/wire"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // envelope is the wire shape of every error (API.md §0).

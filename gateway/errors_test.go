@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/allocator"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/runtimes/wire"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // TestErrorMapping checks the one place errors become responses: every

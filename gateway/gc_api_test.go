@@ -12,8 +12,9 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/gc"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 func TestGCRunValidatesAndRunsOnlyNamedTasks(t *testing.T) {
@@ -267,19 +268,19 @@ func TestDeleteRacesColdStart(t *testing.T) {
 
 // blockingStore holds a GC cycle inside its first task until released.
 type blockingStore struct {
-	*store.SQLite
+	*sqlite.Store
 	entered, release chan struct{}
 }
 
 func (b *blockingStore) ListIdleExpired(ctx context.Context, now time.Time) ([]store.Sandbox, error) {
 	b.entered <- struct{}{}
 	<-b.release
-	return b.SQLite.ListIdleExpired(ctx, now)
+	return b.Store.ListIdleExpired(ctx, now)
 }
 
 func TestGCRunLockedWhileACycleRuns(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	bs := &blockingStore{SQLite: h.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	bs := &blockingStore{Store: h.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	g := gc.New(gc.Config{InstanceID: "blocking", Now: h.clk.Now}, bs, h.svc, h.alloc, hclog.NewNullLogger())
 	h.srv.SetGC(g)
 	done := make(chan resp, 1)

@@ -21,10 +21,10 @@ import (
 	"github.com/bay-sandbox/bay/gateway"
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/testutil"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 const testKey = "gateway-test-key"
@@ -52,7 +52,7 @@ type harness struct {
 	t       *testing.T
 	url     string
 	dataDir string
-	st      *store.SQLite
+	st      *sqlite.Store
 	alloc   *local.Allocator
 	svc     *service.Manager
 	srv     *gateway.Server
@@ -119,7 +119,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	logs := &syncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "bay", Level: hclog.Debug, Output: logs})
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, filepath.Join(dir, "bay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/bay-sandbox/bay/gateway/apierr"
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // idemStore keeps idempotency keys; a pending row guards concurrent first

@@ -12,11 +12,11 @@ import (
 
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/gull"
 	"github.com/bay-sandbox/bay/runtimes/ship"
 	"github.com/bay-sandbox/bay/runtimes/wire"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // sandboxStore is what the sandbox handlers need beyond the service's store.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // skillStore is what the skills handlers need.

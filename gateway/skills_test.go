@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 func itemsOf(t *testing.T, m map[string]any) []map[string]any {

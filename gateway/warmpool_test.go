@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 func (h *harness) warm() []store.Sandbox {

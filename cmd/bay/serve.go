@@ -22,9 +22,9 @@ import (
 	"github.com/bay-sandbox/bay/gateway"
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/version"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // serveFlags are the command-line overrides, applied after file and env.
@@ -122,7 +122,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdou
 	if err != nil {
 		return fmt.Errorf("resolve data dir: %w", err)
 	}
-	st, err := store.Open(ctx, filepath.Join(dataDir, "bay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "bay.db"))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

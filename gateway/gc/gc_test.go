@@ -14,7 +14,7 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/gc"
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // fakeStore serves fixed lists and records what GC asked for.

@@ -8,13 +8,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // hookStore runs beforeDelete inside DeleteSandbox, before the row goes.
 type hookStore struct {
-	*store.SQLite
+	*sqlite.Store
 	beforeDelete func()
 }
 
@@ -22,7 +23,7 @@ func (h *hookStore) DeleteSandbox(ctx context.Context, id string) error {
 	if h.beforeDelete != nil {
 		h.beforeDelete()
 	}
-	return h.SQLite.DeleteSandbox(ctx, id)
+	return h.Store.DeleteSandbox(ctx, id)
 }
 
 // TestDeleteRacingColdStartLeavesNoCompute: a capability call that starts a
@@ -30,12 +31,12 @@ func (h *hookStore) DeleteSandbox(ctx context.Context, id string) error {
 // for a sandbox that no longer exists.
 func TestDeleteRacingColdStartLeavesNoCompute(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, ":memory:")
+	st, err := sqlite.Open(ctx, ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	hs := &hookStore{SQLite: st}
+	hs := &hookStore{Store: st}
 	p := &profiles.Profile{ID: "p", IdleTimeout: time.Minute, Containers: []profiles.Container{
 		{Name: "ship", RuntimeType: "ship", Capabilities: []string{"python"}},
 	}}

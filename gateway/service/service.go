@@ -18,8 +18,8 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/apierr"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // Statuses a sandbox can be in (API.md §1.2).

@@ -14,8 +14,9 @@ import (
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/apierr"
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // fakeAlloc is a hand-written allocator: sessions are map entries, Start
@@ -105,7 +106,7 @@ func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); ret
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type env struct {
-	st    *store.SQLite
+	st    *sqlite.Store
 	alloc *fakeAlloc
 	svc   *service.Manager
 	clk   *clock
@@ -115,7 +116,7 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, ":memory:")
+	st, err := sqlite.Open(ctx, ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // Owner marks unclaimed warm sandboxes and their cargos.

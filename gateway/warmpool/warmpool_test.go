@@ -10,14 +10,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/gateway/service"
-	"github.com/bay-sandbox/bay/gateway/store"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // fakeSessions records the pool's calls against a real store.
 type fakeSessions struct {
-	st        *store.SQLite
+	st        *sqlite.Store
 	mu        sync.Mutex
 	now       time.Time
 	warmedUp  []string
@@ -53,7 +54,7 @@ func (f *fakeSessions) advance(d time.Duration) { f.mu.Lock(); f.now = f.now.Add
 // staleStore answers ListWarm with what it returned before a claim, as a
 // reconcile that listed just before a create claimed would see it.
 type staleStore struct {
-	*store.SQLite
+	*sqlite.Store
 	stale []store.Sandbox
 }
 
@@ -61,12 +62,12 @@ func (s *staleStore) ListWarm(ctx context.Context, profileID string) ([]store.Sa
 	if s.stale != nil {
 		return s.stale, nil
 	}
-	return s.SQLite.ListWarm(ctx, profileID)
+	return s.Store.ListWarm(ctx, profileID)
 }
 
-func setup(t *testing.T) (*store.SQLite, *fakeSessions, []profiles.Profile) {
+func setup(t *testing.T) (*sqlite.Store, *fakeSessions, []profiles.Profile) {
 	t.Helper()
-	st, err := store.Open(context.Background(), ":memory:")
+	st, err := sqlite.Open(context.Background(), ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func setup(t *testing.T) (*store.SQLite, *fakeSessions, []profiles.Profile) {
 	return st, &fakeSessions{st: st, now: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}, ps
 }
 
-func warmIDs(t *testing.T, st *store.SQLite, profile string) []string {
+func warmIDs(t *testing.T, st *sqlite.Store, profile string) []string {
 	t.Helper()
 	w, err := st.ListWarm(context.Background(), profile)
 	if err != nil {
@@ -144,7 +145,7 @@ func TestReconcileFillsAndRotates(t *testing.T) {
 func TestRotationAndDrainNeverDeleteAClaimedSandbox(t *testing.T) {
 	st, ss, ps := setup(t)
 	ctx := context.Background()
-	stale := &staleStore{SQLite: st}
+	stale := &staleStore{Store: st}
 	p := warmpool.New(ps[:2], stale, ss, hclog.NewNullLogger())
 	p.Reconcile(ctx)
 	before, err := st.ListWarm(ctx, "warm2")

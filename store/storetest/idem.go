@@ -1,23 +1,20 @@
-package store
+package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
-func TestIdempotency(t *testing.T) {
+func testIdempotency(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s, err := OpenWith(ctx, ":memory:", Options{IdemPendingLease: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newDB(t)()
 	ttl := time.Hour
 	now := at(0)
 
@@ -43,7 +40,7 @@ func TestIdempotency(t *testing.T) {
 	if err != nil || ok || rec.Pending || rec.Status != 201 || string(rec.Body) != string(body) {
 		t.Fatalf("replay = %+v, %v, %v", rec, ok, err)
 	}
-	if err := s.CompleteIdem(ctx, "alice", "k1", 500, nil); !errors.Is(err, ErrNotFound) {
+	if err := s.CompleteIdem(ctx, "alice", "k1", 500, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("completing a completed row: %v; want ErrNotFound", err)
 	}
 	if err := s.AbandonIdem(ctx, "alice", "k1"); err != nil {
@@ -66,13 +63,13 @@ func TestIdempotency(t *testing.T) {
 	if err := s.AbandonIdem(ctx, "alice", "k2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetIdem(ctx, "alice", "k2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetIdem(ctx, "alice", "k2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("abandoned row still there: %v", err)
 	}
 	if _, ok, _ := s.BeginIdem(ctx, "alice", "k2", "fp", at(1), ttl); !ok {
 		t.Fatal("retry after abandon not acquired")
 	}
-	if err := s.CompleteIdem(ctx, "alice", "missing", 200, nil); !errors.Is(err, ErrNotFound) {
+	if err := s.CompleteIdem(ctx, "alice", "missing", 200, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("complete missing: %v", err)
 	}
 
@@ -80,10 +77,10 @@ func TestIdempotency(t *testing.T) {
 	if _, ok, _ := s.BeginIdem(ctx, "alice", "k3", "fp", now, ttl); !ok {
 		t.Fatal("k3 not acquired")
 	}
-	if _, ok, _ := s.BeginIdem(ctx, "alice", "k3", "fp", now.Add(2*time.Minute-time.Millisecond), ttl); ok {
+	if _, ok, _ := s.BeginIdem(ctx, "alice", "k3", "fp", now.Add(PendingLease-time.Millisecond), ttl); ok {
 		t.Fatal("pending row taken over before its lease ended")
 	}
-	if _, ok, _ := s.BeginIdem(ctx, "alice", "k3", "fp", now.Add(2*time.Minute), ttl); !ok {
+	if _, ok, _ := s.BeginIdem(ctx, "alice", "k3", "fp", now.Add(PendingLease), ttl); !ok {
 		t.Fatal("pending row not taken over after its lease")
 	}
 
@@ -92,7 +89,7 @@ func TestIdempotency(t *testing.T) {
 	if err != nil || n != 1 { // bob's k1 (alice's k2 began at 1s, k1 and k3 later)
 		t.Fatalf("purge = %d, %v; want 1", n, err)
 	}
-	if _, err := s.GetIdem(ctx, "bob", "k1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetIdem(ctx, "bob", "k1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired row survived purge: %v", err)
 	}
 	if n, err := s.PurgeIdem(ctx, now.Add(10*ttl)); err != nil || n != 3 {
@@ -100,10 +97,10 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
-func TestBeginIdemConcurrent(t *testing.T) {
+func testBeginIdemConcurrent(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bay.db")
-	stores := []*SQLite{fileStore(t, path), fileStore(t, path)}
+	open := newDB(t)
+	stores := []store.Store{open(), open()}
 	for round := 0; round < 10; round++ {
 		key := fmt.Sprintf("key-%d", round)
 		var acquired atomic.Int32

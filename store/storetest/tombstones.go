@@ -1,16 +1,18 @@
-package store
+package storetest
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
-func TestDeleteLeavesTombstoneForOwnerOnly(t *testing.T) {
+func testDeleteLeavesTombstoneForOwnerOnly(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
-	mustCreateSandbox(t, s, Sandbox{ID: "sb-user", Owner: "alice", ProfileID: "p", CreatedAt: at(0)})
-	mustCreateSandbox(t, s, Sandbox{ID: "sb-warm", Owner: "__pool__", ProfileID: "p", CreatedAt: at(0), Warm: true})
+	s := newDB(t)()
+	mustCreateSandbox(t, s, store.Sandbox{ID: "sb-user", Owner: "alice", ProfileID: "p", CreatedAt: at(0)})
+	mustCreateSandbox(t, s, store.Sandbox{ID: "sb-warm", Owner: "__pool__", ProfileID: "p", CreatedAt: at(0), Warm: true})
 	if gone, err := s.SandboxTombstoned(ctx, "alice", "sb-user"); err != nil || gone {
 		t.Fatalf("live sandbox tombstoned: %v %v", gone, err)
 	}
@@ -39,11 +41,11 @@ func TestDeleteLeavesTombstoneForOwnerOnly(t *testing.T) {
 	}
 }
 
-func TestRetireWarmLosesToClaim(t *testing.T) {
+func testRetireWarmLosesToClaim(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	for _, id := range []string{"sb-w1", "sb-w2"} {
-		mustCreateSandbox(t, s, Sandbox{ID: id, Owner: "__pool__", ProfileID: "p", CreatedAt: at(0), Warm: true})
+		mustCreateSandbox(t, s, store.Sandbox{ID: id, Owner: "__pool__", ProfileID: "p", CreatedAt: at(0), Warm: true})
 	}
 	claimed, ok, err := s.ClaimWarm(ctx, "p", "alice", at(5), 0, nil)
 	if err != nil || !ok || claimed.ID != "sb-w1" {

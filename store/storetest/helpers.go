@@ -1,15 +1,15 @@
-package store
+package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
 // t0 is a fixed, millisecond-aligned instant: stored times have millisecond
@@ -20,27 +20,7 @@ func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 
 func ptr[T any](v T) *T { return &v }
 
-func memStore(t *testing.T) *SQLite {
-	t.Helper()
-	s, err := Open(context.Background(), ":memory:")
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func fileStore(t *testing.T, path string) *SQLite {
-	t.Helper()
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func mustCreateSandbox(t *testing.T, s *SQLite, sb Sandbox) {
+func mustCreateSandbox(t *testing.T, s store.Store, sb store.Sandbox) {
 	t.Helper()
 	if sb.ProfileID == "" {
 		sb.ProfileID = "python-default"
@@ -50,7 +30,7 @@ func mustCreateSandbox(t *testing.T, s *SQLite, sb Sandbox) {
 	}
 }
 
-func ids(sbs []Sandbox) []string {
+func ids(sbs []store.Sandbox) []string {
 	out := make([]string, 0, len(sbs))
 	for _, sb := range sbs {
 		out = append(out, sb.ID)
@@ -58,81 +38,26 @@ func ids(sbs []Sandbox) []string {
 	return out
 }
 
-func sortedIDs(sbs []Sandbox) []string {
+func sortedIDs(sbs []store.Sandbox) []string {
 	out := ids(sbs)
 	slices.Sort(out)
 	return out
 }
 
-func TestMigrationsIdempotentOnReopen(t *testing.T) {
+func testSandboxCRUD(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	// A fresh data directory is created; URI metacharacters in the path
-	// name a file, not parameters.
-	path := filepath.Join(t.TempDir(), "new dir", "bay?#%.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	mustCreateSandbox(t, s, Sandbox{ID: "sb1", Owner: "alice", CreatedAt: t0})
-	var mode string
-	if err := s.r.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-
-	for i := 0; i < 2; i++ {
-		s, err := Open(ctx, path)
-		if err != nil {
-			t.Fatalf("reopen %d: %v", i, err)
-		}
-		v, err := s.SchemaVersion(ctx)
-		if err != nil || v != len(migrations) {
-			t.Fatalf("schema version = %d, %v; want %d", v, err, len(migrations))
-		}
-		var n int
-		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations) {
-			t.Fatalf("schema_migrations rows = %d, %v; want %d", n, err, len(migrations))
-		}
-		if _, err := s.GetSandbox(ctx, "alice", "sb1"); err != nil {
-			t.Fatalf("row lost after reopen: %v", err)
-		}
-		s.Close()
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("database not at its path: %v", err)
-	}
-
-	// A database written by a newer binary is refused, not silently used.
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, len(migrations)+5); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if s, err := Open(ctx, path); err == nil {
-		s.Close()
-		t.Fatal("open of a newer schema succeeded; want an error")
-	}
-}
-
-func TestSandboxCRUD(t *testing.T) {
-	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	created := time.Date(2025, 3, 1, 12, 0, 0, 123_456_789, time.FixedZone("x", 3600))
 	exp := created.Add(time.Hour)
-	sb := Sandbox{ID: "sb1", Owner: "alice", ProfileID: "browser-python", CargoID: "c1", TTLSeconds: 3600,
+	sb := store.Sandbox{ID: "sb1", Owner: "alice", ProfileID: "browser-python", CargoID: "c1", TTLSeconds: 3600,
 		CreatedAt: created, ExpiresAt: &exp}
 	if err := s.CreateSandbox(ctx, sb); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSandbox(ctx, sb); !errors.Is(err, ErrConflict) {
+	if err := s.CreateSandbox(ctx, sb); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate create: %v; want ErrConflict", err)
 	}
-	if err := s.CreateSandbox(ctx, Sandbox{Owner: "alice"}); err == nil {
+	if err := s.CreateSandbox(ctx, store.Sandbox{Owner: "alice"}); err == nil {
 		t.Fatal("create with empty id succeeded")
 	}
 
@@ -156,18 +81,18 @@ func TestSandboxCRUD(t *testing.T) {
 	steps := []struct {
 		name  string
 		apply func(id string) error
-		check func(Sandbox) bool
+		check func(store.Sandbox) bool
 	}{
 		{"set session", func(id string) error { return s.SetSession(ctx, id, "sess1") },
-			func(g Sandbox) bool { return g.SessionID == "sess1" }},
+			func(g store.Sandbox) bool { return g.SessionID == "sess1" }},
 		{"set idle expiry", func(id string) error { return s.SetIdleExpiry(ctx, id, &idle) },
-			func(g Sandbox) bool { return g.IdleExpiresAt != nil && g.IdleExpiresAt.Equal(idle) }},
+			func(g store.Sandbox) bool { return g.IdleExpiresAt != nil && g.IdleExpiresAt.Equal(idle) }},
 		{"clear expiry", func(id string) error { return s.SetExpiry(ctx, id, nil) },
-			func(g Sandbox) bool { return g.ExpiresAt == nil }},
+			func(g store.Sandbox) bool { return g.ExpiresAt == nil }},
 		{"clear session", func(id string) error { return s.SetSession(ctx, id, "") },
-			func(g Sandbox) bool { return g.SessionID == "" }},
+			func(g store.Sandbox) bool { return g.SessionID == "" }},
 		{"clear idle expiry", func(id string) error { return s.SetIdleExpiry(ctx, id, nil) },
-			func(g Sandbox) bool { return g.IdleExpiresAt == nil }},
+			func(g store.Sandbox) bool { return g.IdleExpiresAt == nil }},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -178,7 +103,7 @@ func TestSandboxCRUD(t *testing.T) {
 			if err != nil || !st.check(got) {
 				t.Fatalf("after %s: %+v, %v", st.name, got, err)
 			}
-			if err := st.apply("missing"); !errors.Is(err, ErrNotFound) {
+			if err := st.apply("missing"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("%s on missing sandbox: %v; want ErrNotFound", st.name, err)
 			}
 		})
@@ -189,23 +114,23 @@ func TestSandboxCRUD(t *testing.T) {
 			t.Fatalf("delete %d: %v", i, err)
 		}
 	}
-	if _, err := s.GetSandbox(ctx, "", "sb1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetSandbox(ctx, "", "sb1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get after delete: %v; want ErrNotFound", err)
 	}
 }
 
-func TestOwnerIsolation(t *testing.T) {
+func testOwnerIsolation(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
-	mustCreateSandbox(t, s, Sandbox{ID: "sb1", Owner: "alice", CreatedAt: t0})
-	mustCreateSandbox(t, s, Sandbox{ID: "warm1", Owner: "alice", CreatedAt: t0, Warm: true})
-	if err := s.CreateCargo(ctx, Cargo{ID: "c1", Owner: "alice", CreatedAt: t0, LastAccessedAt: t0}); err != nil {
+	s := newDB(t)()
+	mustCreateSandbox(t, s, store.Sandbox{ID: "sb1", Owner: "alice", CreatedAt: t0})
+	mustCreateSandbox(t, s, store.Sandbox{ID: "warm1", Owner: "alice", CreatedAt: t0, Warm: true})
+	if err := s.CreateCargo(ctx, store.Cargo{ID: "c1", Owner: "alice", CreatedAt: t0, LastAccessedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateExecution(ctx, Execution{ID: "e1", SandboxID: "sb1", Owner: "alice", ExecType: "python", CreatedAt: t0}); err != nil {
+	if err := s.CreateExecution(ctx, store.Execution{ID: "e1", SandboxID: "sb1", Owner: "alice", ExecType: "python", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBlob(ctx, Blob{ID: "b1", Owner: "alice", Kind: "trace", Data: []byte("x"), CreatedAt: t0}); err != nil {
+	if err := s.PutBlob(ctx, store.Blob{ID: "b1", Owner: "alice", Kind: "trace", Data: []byte("x"), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -217,7 +142,7 @@ func TestOwnerIsolation(t *testing.T) {
 			return err
 		},
 		"execution patch": func(o string) error {
-			_, err := s.UpdateExecution(ctx, o, "sb1", "e1", ExecutionPatch{Notes: ptr("n")})
+			_, err := s.UpdateExecution(ctx, o, "sb1", "e1", store.ExecutionPatch{Notes: ptr("n")})
 			return err
 		},
 		"last execution": func(o string) error { _, err := s.LastExecution(ctx, o, "sb1", ""); return err },
@@ -231,28 +156,28 @@ func TestOwnerIsolation(t *testing.T) {
 			if err := fn(""); err != nil {
 				t.Fatalf("any owner: %v", err)
 			}
-			if err := fn("mallory"); !errors.Is(err, ErrNotFound) {
+			if err := fn("mallory"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("foreign owner: %v; want ErrNotFound", err)
 			}
 		})
 	}
 	// A warm row is internal even when its owner field matches.
-	if _, err := s.GetSandbox(ctx, "alice", "warm1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetSandbox(ctx, "alice", "warm1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("user get of a warm sandbox: %v; want ErrNotFound", err)
 	}
 	if _, err := s.GetSandbox(ctx, "", "warm1"); err != nil {
 		t.Fatalf("internal get of a warm sandbox: %v", err)
 	}
-	if list, _, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "mallory"}); err != nil || len(list) != 0 {
+	if list, _, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "mallory"}); err != nil || len(list) != 0 {
 		t.Fatalf("foreign list = %v, %v", ids(list), err)
 	}
-	if _, err := s.GetExecution(ctx, "alice", "other-sandbox", "e1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetExecution(ctx, "alice", "other-sandbox", "e1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("execution through another sandbox: %v; want ErrNotFound", err)
 	}
 }
 
 // pageAll pages through ListSandboxes and returns the ids in order.
-func pageAll(t *testing.T, s *SQLite, f SandboxFilter) []string {
+func pageAll(t *testing.T, s store.Store, f store.SandboxFilter) []string {
 	t.Helper()
 	var out []string
 	for i := 0; ; i++ {
@@ -274,14 +199,14 @@ func pageAll(t *testing.T, s *SQLite, f SandboxFilter) []string {
 	}
 }
 
-func TestListSandboxesPagination(t *testing.T) {
+func testListSandboxesPagination(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	// 25 of alice's; groups of three share a millisecond so the id breaks ties.
 	var want []string
 	for i := 0; i < 25; i++ {
 		id := fmt.Sprintf("a%02d", i)
-		mustCreateSandbox(t, s, Sandbox{ID: id, Owner: "alice", CreatedAt: at(i / 3)})
+		mustCreateSandbox(t, s, store.Sandbox{ID: id, Owner: "alice", CreatedAt: at(i / 3)})
 		want = append(want, id)
 	}
 	slices.SortFunc(want, func(x, y string) int { // newest first, id DESC within a tie
@@ -294,47 +219,47 @@ func TestListSandboxesPagination(t *testing.T) {
 		return j - i
 	})
 	for i := 0; i < 4; i++ {
-		mustCreateSandbox(t, s, Sandbox{ID: fmt.Sprintf("b%02d", i), Owner: "bob", CreatedAt: at(i)})
-		mustCreateSandbox(t, s, Sandbox{ID: fmt.Sprintf("w%02d", i), Owner: "alice", CreatedAt: at(i), Warm: true})
+		mustCreateSandbox(t, s, store.Sandbox{ID: fmt.Sprintf("b%02d", i), Owner: "bob", CreatedAt: at(i)})
+		mustCreateSandbox(t, s, store.Sandbox{ID: fmt.Sprintf("w%02d", i), Owner: "alice", CreatedAt: at(i), Warm: true})
 	}
 
-	if got := pageAll(t, s, SandboxFilter{Owner: "alice", Limit: 7}); !slices.Equal(got, want) {
+	if got := pageAll(t, s, store.SandboxFilter{Owner: "alice", Limit: 7}); !slices.Equal(got, want) {
 		t.Fatalf("pages = %v\nwant    %v", got, want)
 	}
-	if got := pageAll(t, s, SandboxFilter{Owner: "alice", Limit: 25}); !slices.Equal(got, want) {
+	if got := pageAll(t, s, store.SandboxFilter{Owner: "alice", Limit: 25}); !slices.Equal(got, want) {
 		t.Fatalf("single exact page = %v", got)
 	}
-	if got := pageAll(t, s, SandboxFilter{Limit: 10}); len(got) != 29 {
+	if got := pageAll(t, s, store.SandboxFilter{Limit: 10}); len(got) != 29 {
 		t.Fatalf("all owners = %d rows; want 29 (no warm)", len(got))
 	}
-	page, next, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "alice"})
+	page, next, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "alice"})
 	if err != nil || len(page) != 25 || next != "" {
 		t.Fatalf("default limit: %d rows, next %q, %v", len(page), next, err)
 	}
 
 	// Page 1, then newer rows arrive (one in the cursor's own millisecond),
 	// then the rest continues exactly where page 1 stopped.
-	page1, next, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "alice", Limit: 10})
+	page1, next, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "alice", Limit: 10})
 	if err != nil || next == "" {
 		t.Fatalf("page 1: %v, next %q", err, next)
 	}
 	last := page1[len(page1)-1]
 	for i := 0; i < 5; i++ {
-		mustCreateSandbox(t, s, Sandbox{ID: fmt.Sprintf("n%02d", i), Owner: "alice", CreatedAt: at(100 + i)})
+		mustCreateSandbox(t, s, store.Sandbox{ID: fmt.Sprintf("n%02d", i), Owner: "alice", CreatedAt: at(100 + i)})
 	}
-	mustCreateSandbox(t, s, Sandbox{ID: "a99", Owner: "alice", CreatedAt: last.CreatedAt}) // sorts before last: already passed
-	rest := pageAll(t, s, SandboxFilter{Owner: "alice", Limit: 10, Cursor: next})
+	mustCreateSandbox(t, s, store.Sandbox{ID: "a99", Owner: "alice", CreatedAt: last.CreatedAt}) // sorts before last: already passed
+	rest := pageAll(t, s, store.SandboxFilter{Owner: "alice", Limit: 10, Cursor: next})
 	if got := append(ids(page1), rest...); !slices.Equal(got, want) {
 		t.Fatalf("pages across inserts = %v\nwant %v", got, want)
 	}
 
-	for _, c := range []string{"!!!", "djE6", "Z2FyYmFnZQ", encodeCursor(cursorKey{1, "x"})[:3], "djE6YWJjOng", "djE6MTIzOg"} {
-		_, _, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "alice", Cursor: c})
-		if !errors.Is(err, ErrInvalidCursor) {
+	for _, c := range []string{"!!!", "djE6", "Z2FyYmFnZQ", "djE" /* a truncated valid cursor */, "djE6YWJjOng", "djE6MTIzOg"} {
+		_, _, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "alice", Cursor: c})
+		if !errors.Is(err, store.ErrInvalidCursor) {
 			t.Errorf("cursor %q: %v; want ErrInvalidCursor", c, err)
 		}
-		_, _, err = s.ListCargos(ctx, CargoFilter{Owner: "alice", Cursor: c})
-		if !errors.Is(err, ErrInvalidCursor) {
+		_, _, err = s.ListCargos(ctx, store.CargoFilter{Owner: "alice", Cursor: c})
+		if !errors.Is(err, store.ErrInvalidCursor) {
 			t.Errorf("cargo cursor %q: %v; want ErrInvalidCursor", c, err)
 		}
 	}
@@ -346,28 +271,28 @@ func TestListSandboxesPagination(t *testing.T) {
 	}
 }
 
-func TestClaimWarm(t *testing.T) {
+func testClaimWarm(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bay.db")
-	s1 := fileStore(t, path)
-	s2 := fileStore(t, path) // a second handle stands in for another gateway process
+	open := newDB(t)
+	s1 := open()
+	s2 := open() // a second handle stands in for another gateway process
 	const warm = 10
 	for i := 0; i < warm; i++ {
 		id := fmt.Sprintf("p%02d", i)
-		cargo := Cargo{ID: "c-" + id, Owner: "", Managed: true, ManagedBySandboxID: id, CreatedAt: at(i), LastAccessedAt: at(i)}
-		sb := Sandbox{ID: id, ProfileID: "p", CargoID: cargo.ID, SessionID: "s-" + id, CreatedAt: at(i), Warm: true}
+		cargo := store.Cargo{ID: "c-" + id, Owner: "", Managed: true, ManagedBySandboxID: id, CreatedAt: at(i), LastAccessedAt: at(i)}
+		sb := store.Sandbox{ID: id, ProfileID: "p", CargoID: cargo.ID, SessionID: "s-" + id, CreatedAt: at(i), Warm: true}
 		if err := s1.CreateSandboxWithCargo(ctx, sb, cargo); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < 3; i++ {
-		mustCreateSandbox(t, s1, Sandbox{ID: fmt.Sprintf("q%02d", i), ProfileID: "q", CreatedAt: at(i), Warm: true})
+		mustCreateSandbox(t, s1, store.Sandbox{ID: fmt.Sprintf("q%02d", i), ProfileID: "q", CreatedAt: at(i), Warm: true})
 	}
 
 	now := at(1000)
 	exp := now.Add(time.Hour)
 	type result struct {
-		sb    Sandbox
+		sb    store.Sandbox
 		ok    bool
 		owner string
 	}
@@ -437,7 +362,7 @@ func TestClaimWarm(t *testing.T) {
 	if err != nil || !ok || sb.ID != "q00" || sb.ExpiresAt != nil {
 		t.Fatalf("claim q = %+v, %v, %v; want q00", sb, ok, err)
 	}
-	if list, _, err := s1.ListSandboxes(ctx, SandboxFilter{Owner: "zed"}); err != nil || !slices.Equal(ids(list), []string{"q00"}) {
+	if list, _, err := s1.ListSandboxes(ctx, store.SandboxFilter{Owner: "zed"}); err != nil || !slices.Equal(ids(list), []string{"q00"}) {
 		t.Fatalf("zed's list = %v, %v", ids(list), err)
 	}
 	if _, ok, err := s1.ClaimWarm(ctx, "nope", "zed", now, 0, nil); ok || err != nil {
@@ -445,12 +370,12 @@ func TestClaimWarm(t *testing.T) {
 	}
 }
 
-func TestGCListings(t *testing.T) {
+func testGCListings(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	now := at(1000)
 	before, after := at(999), at(1001)
-	rows := []Sandbox{
+	rows := []store.Sandbox{
 		{ID: "idle-expired", SessionID: "s", IdleExpiresAt: &before},
 		{ID: "idle-live", SessionID: "s", IdleExpiresAt: &after},
 		{ID: "idle-exactly-now", SessionID: "s", IdleExpiresAt: &now},
@@ -467,14 +392,14 @@ func TestGCListings(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		list func() ([]Sandbox, error)
+		list func() ([]store.Sandbox, error)
 		want []string
 	}{
-		{"idle expired", func() ([]Sandbox, error) { return s.ListIdleExpired(ctx, now) },
+		{"idle expired", func() ([]store.Sandbox, error) { return s.ListIdleExpired(ctx, now) },
 			[]string{"idle-expired"}},
-		{"expired", func() ([]Sandbox, error) { return s.ListExpired(ctx, now) },
+		{"expired", func() ([]store.Sandbox, error) { return s.ListExpired(ctx, now) },
 			[]string{"ttl-expired", "ttl-warm-expired"}},
-		{"with session", func() ([]Sandbox, error) { return s.ListWithSession(ctx) },
+		{"with session", func() ([]store.Sandbox, error) { return s.ListWithSession(ctx) },
 			[]string{"idle-exactly-now", "idle-expired", "idle-live", "idle-warm", "ttl-live"}},
 	}
 	for _, c := range cases {
@@ -490,15 +415,15 @@ func TestGCListings(t *testing.T) {
 	}
 }
 
-func TestCargos(t *testing.T) {
+func testCargos(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
-	external := Cargo{ID: "ext1", Owner: "alice", Backend: "local_dir", Locator: "/data/cargos/ext1", SizeLimitMB: 1024,
+	s := newDB(t)()
+	external := store.Cargo{ID: "ext1", Owner: "alice", Backend: "local_dir", Locator: "/data/cargos/ext1", SizeLimitMB: 1024,
 		CreatedAt: at(1), LastAccessedAt: at(1)}
 	if err := s.CreateCargo(ctx, external); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateCargo(ctx, external); !errors.Is(err, ErrConflict) {
+	if err := s.CreateCargo(ctx, external); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate: %v; want ErrConflict", err)
 	}
 	got, err := s.GetCargo(ctx, "alice", "ext1")
@@ -511,31 +436,31 @@ func TestCargos(t *testing.T) {
 	if got, _ := s.GetCargo(ctx, "", "ext1"); !got.LastAccessedAt.Equal(at(50)) {
 		t.Fatalf("last accessed = %v", got.LastAccessedAt)
 	}
-	if err := s.TouchCargo(ctx, "missing", at(50)); !errors.Is(err, ErrNotFound) {
+	if err := s.TouchCargo(ctx, "missing", at(50)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("touch missing: %v", err)
 	}
 
 	// Managed cargos: one with its sandbox, one orphaned; plus more externals.
 	if err := s.CreateSandboxWithCargo(ctx,
-		Sandbox{ID: "sb1", Owner: "alice", ProfileID: "p", CargoID: "m1", CreatedAt: at(2)},
-		Cargo{ID: "m1", Owner: "alice", Managed: true, ManagedBySandboxID: "sb1", CreatedAt: at(2), LastAccessedAt: at(2)}); err != nil {
+		store.Sandbox{ID: "sb1", Owner: "alice", ProfileID: "p", CargoID: "m1", CreatedAt: at(2)},
+		store.Cargo{ID: "m1", Owner: "alice", Managed: true, ManagedBySandboxID: "sb1", CreatedAt: at(2), LastAccessedAt: at(2)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateCargo(ctx, Cargo{ID: "m2", Owner: "alice", Managed: true, ManagedBySandboxID: "gone", CreatedAt: at(3), LastAccessedAt: at(3)}); err != nil {
+	if err := s.CreateCargo(ctx, store.Cargo{ID: "m2", Owner: "alice", Managed: true, ManagedBySandboxID: "gone", CreatedAt: at(3), LastAccessedAt: at(3)}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if err := s.CreateCargo(ctx, Cargo{ID: fmt.Sprintf("ext%d", i+2), Owner: "alice", CreatedAt: at(10 + i), LastAccessedAt: at(10 + i)}); err != nil {
+		if err := s.CreateCargo(ctx, store.Cargo{ID: fmt.Sprintf("ext%d", i+2), Owner: "alice", CreatedAt: at(10 + i), LastAccessedAt: at(10 + i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateCargo(ctx, Cargo{ID: "bobs", Owner: "bob", CreatedAt: at(5), LastAccessedAt: at(5)}); err != nil {
+	if err := s.CreateCargo(ctx, store.Cargo{ID: "bobs", Owner: "bob", CreatedAt: at(5), LastAccessedAt: at(5)}); err != nil {
 		t.Fatal(err)
 	}
-	mustCreateSandbox(t, s, Sandbox{ID: "sb2", Owner: "alice", CargoID: "ext1", CreatedAt: at(4)})
-	mustCreateSandbox(t, s, Sandbox{ID: "w1", CargoID: "ext1", CreatedAt: at(4), Warm: true})
+	mustCreateSandbox(t, s, store.Sandbox{ID: "sb2", Owner: "alice", CargoID: "ext1", CreatedAt: at(4)})
+	mustCreateSandbox(t, s, store.Sandbox{ID: "w1", CargoID: "ext1", CreatedAt: at(4), Warm: true})
 
-	listAll := func(f CargoFilter) []string {
+	listAll := func(f store.CargoFilter) []string {
 		var out []string
 		for {
 			page, next, err := s.ListCargos(ctx, f)
@@ -562,7 +487,7 @@ func TestCargos(t *testing.T) {
 	}
 	for _, c := range listCases {
 		t.Run("list "+c.name, func(t *testing.T) {
-			if got := listAll(CargoFilter{Owner: "alice", Managed: c.managed, Limit: 3}); !slices.Equal(got, c.want) {
+			if got := listAll(store.CargoFilter{Owner: "alice", Managed: c.managed, Limit: 3}); !slices.Equal(got, c.want) {
 				t.Fatalf("got %v; want %v", got, c.want)
 			}
 		})
@@ -599,12 +524,12 @@ func TestCargos(t *testing.T) {
 	}
 
 	// The combined insert is all or nothing.
-	err = s.CreateSandboxWithCargo(ctx, Sandbox{ID: "sb2", Owner: "alice", CreatedAt: at(9)},
-		Cargo{ID: "m3", Owner: "alice", Managed: true, ManagedBySandboxID: "sb2", CreatedAt: at(9), LastAccessedAt: at(9)})
-	if !errors.Is(err, ErrConflict) {
+	err = s.CreateSandboxWithCargo(ctx, store.Sandbox{ID: "sb2", Owner: "alice", CreatedAt: at(9)},
+		store.Cargo{ID: "m3", Owner: "alice", Managed: true, ManagedBySandboxID: "sb2", CreatedAt: at(9), LastAccessedAt: at(9)})
+	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("combined insert with a taken sandbox id: %v; want ErrConflict", err)
 	}
-	if _, err := s.GetCargo(ctx, "", "m3"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetCargo(ctx, "", "m3"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cargo of a failed combined insert exists: %v", err)
 	}
 
@@ -613,26 +538,26 @@ func TestCargos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.GetCargo(ctx, "", "m2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetCargo(ctx, "", "m2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get deleted cargo: %v", err)
 	}
 }
 
-func TestBlobsAndMeta(t *testing.T) {
+func testBlobsAndMeta(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
-	b := Blob{ID: "b1", Owner: "alice", Kind: "trace", Data: []byte{0, 1, 2, 0xff}, CreatedAt: at(1)}
+	s := newDB(t)()
+	b := store.Blob{ID: "b1", Owner: "alice", Kind: "trace", Data: []byte{0, 1, 2, 0xff}, CreatedAt: at(1)}
 	if err := s.PutBlob(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBlob(ctx, Blob{ID: "b1", Owner: "mallory", Data: []byte("evil")}); !errors.Is(err, ErrConflict) {
+	if err := s.PutBlob(ctx, store.Blob{ID: "b1", Owner: "mallory", Data: []byte("evil")}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("overwrite: %v; want ErrConflict", err)
 	}
 	got, err := s.GetBlob(ctx, "alice", "b1")
 	if err != nil || string(got.Data) != string(b.Data) || got.Kind != "trace" || !got.CreatedAt.Equal(b.CreatedAt) {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	if err := s.PutBlob(ctx, Blob{ID: "empty", Owner: "alice"}); err != nil {
+	if err := s.PutBlob(ctx, store.Blob{ID: "empty", Owner: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.GetBlob(ctx, "alice", "empty"); err != nil || len(got.Data) != 0 {
@@ -641,7 +566,7 @@ func TestBlobsAndMeta(t *testing.T) {
 	if err := s.DeleteBlob(ctx, "b1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetBlob(ctx, "", "b1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetBlob(ctx, "", "b1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted blob: %v", err)
 	}
 

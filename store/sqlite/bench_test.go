@@ -1,18 +1,22 @@
-package store
+package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
 // seedGC fills a file store with n sandboxes shaped like a busy gateway:
 // every other one has a session, 1 in 10 of those is idle-expired, 1 in 20
 // sandboxes is past its TTL, and each has a managed cargo.
-func seedGC(b *testing.B, n int) (*SQLite, time.Time) {
+// t0 is a fixed, millisecond-aligned instant.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func seedGC(b *testing.B, n int) (*Store, time.Time) {
 	b.Helper()
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(b.TempDir(), "bay.db"))
@@ -22,33 +26,24 @@ func seedGC(b *testing.B, n int) (*SQLite, time.Time) {
 	b.Cleanup(func() { s.Close() })
 	now := t0.Add(24 * time.Hour)
 	past, future := now.Add(-time.Minute), now.Add(time.Hour)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		for i := 0; i < n; i++ {
-			id := fmt.Sprintf("sb-%05d", i)
-			sb := Sandbox{ID: id, Owner: fmt.Sprintf("user%d", i%50), ProfileID: "python-default", CargoID: "c-" + id,
-				CreatedAt: t0.Add(time.Duration(i) * time.Second), ExpiresAt: &future}
-			if i%2 == 0 {
-				sb.SessionID = "sess-" + id
-				sb.IdleExpiresAt = &future
-				if i%20 == 0 {
-					sb.IdleExpiresAt = &past
-				}
-			}
-			if i%20 == 1 {
-				sb.ExpiresAt = &past
-			}
-			if err := insertSandbox(ctx, tx, sb); err != nil {
-				return err
-			}
-			c := Cargo{ID: "c-" + id, Owner: sb.Owner, Managed: true, ManagedBySandboxID: id, CreatedAt: sb.CreatedAt, LastAccessedAt: sb.CreatedAt}
-			if err := insertCargo(ctx, tx, c); err != nil {
-				return err
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("sb-%05d", i)
+		sb := store.Sandbox{ID: id, Owner: fmt.Sprintf("user%d", i%50), ProfileID: "python-default", CargoID: "c-" + id,
+			CreatedAt: t0.Add(time.Duration(i) * time.Second), ExpiresAt: &future}
+		if i%2 == 0 {
+			sb.SessionID = "sess-" + id
+			sb.IdleExpiresAt = &future
+			if i%20 == 0 {
+				sb.IdleExpiresAt = &past
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
+		if i%20 == 1 {
+			sb.ExpiresAt = &past
+		}
+		c := store.Cargo{ID: "c-" + id, Owner: sb.Owner, Managed: true, ManagedBySandboxID: id, CreatedAt: sb.CreatedAt, LastAccessedAt: sb.CreatedAt}
+		if err := s.CreateSandboxWithCargo(ctx, sb, c); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return s, now
 }
@@ -91,13 +86,13 @@ func BenchmarkListWithSession(b *testing.B) {
 func BenchmarkListPage(b *testing.B) {
 	ctx := context.Background()
 	s, _ := seedGC(b, 10_000)
-	_, cursor, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "user7", Limit: 100})
+	_, cursor, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "user7", Limit: 100})
 	if err != nil || cursor == "" {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		if page, _, err := s.ListSandboxes(ctx, SandboxFilter{Owner: "user7", Limit: 50, Cursor: cursor}); err != nil || len(page) != 50 {
+		if page, _, err := s.ListSandboxes(ctx, store.SandboxFilter{Owner: "user7", Limit: 50, Cursor: cursor}); err != nil || len(page) != 50 {
 			b.Fatalf("page = %d, %v", len(page), err)
 		}
 	}

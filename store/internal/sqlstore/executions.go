@@ -1,61 +1,30 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
-
-// Execution is one history entry: a capability call on a sandbox.
-type Execution struct {
-	ID, SandboxID, Owner string
-	// SessionID is "" when unknown (null in the API).
-	SessionID string
-	// ExecType is python, shell, browser or browser_batch.
-	ExecType        string
-	Code            string
-	Success         bool
-	ExecutionTimeMS int64
-	// Nil pointers are nulls; an empty string is stored as given.
-	Output, Error, PayloadRef, Description, Tags, Notes *string
-	CreatedAt                                           time.Time
-}
-
-// ExecutionFilter selects history entries. Owner and SandboxID "" match
-// any; Tags match when the stored tags contain any of them, case-insensitive
-// (empty strings are ignored). Limit <= 0 means 100.
-type ExecutionFilter struct {
-	Owner, SandboxID                      string
-	ExecType                              string
-	SuccessOnly, HasNotes, HasDescription bool
-	Tags                                  []string
-	Limit, Offset                         int
-}
-
-// ExecutionPatch changes the user-editable fields; nil leaves a field
-// unchanged.
-type ExecutionPatch struct {
-	Description, Tags, Notes *string
-}
 
 const defaultHistoryPage = 100
 
 const executionCols = `id, sandbox_id, owner, session_id, exec_type, code, success, execution_time_ms,
 	output, error, payload_ref, description, tags, notes, created_at`
 
-func scanExecution(r scanner) (Execution, error) {
+func scanExecution(r scanner) (store.Execution, error) {
 	var (
-		e                                        Execution
+		e                                        store.Execution
 		success                                  int
 		created                                  int64
 		output, errS, payload, desc, tags, notes sql.NullString
 	)
 	if err := r.Scan(&e.ID, &e.SandboxID, &e.Owner, &e.SessionID, &e.ExecType, &e.Code, &success,
 		&e.ExecutionTimeMS, &output, &errS, &payload, &desc, &tags, &notes, &created); err != nil {
-		return Execution{}, err
+		return store.Execution{}, err
 	}
 	e.Success = success != 0
 	e.Output, e.Error, e.PayloadRef = fromNullStr(output), fromNullStr(errS), fromNullStr(payload)
@@ -65,7 +34,7 @@ func scanExecution(r scanner) (Execution, error) {
 }
 
 // CreateExecution records a history entry; ErrConflict if the id exists.
-func (s *SQLite) CreateExecution(ctx context.Context, e Execution) error {
+func (s *DB) CreateExecution(ctx context.Context, e store.Execution) error {
 	if e.ID == "" {
 		return errors.New("create execution: empty id")
 	}
@@ -74,7 +43,7 @@ func (s *SQLite) CreateExecution(ctx context.Context, e Execution) error {
 		nullStr(e.Output), nullStr(e.Error), nullStr(e.PayloadRef), nullStr(e.Description), nullStr(e.Tags),
 		nullStr(e.Notes), ms(e.CreatedAt))
 	if err != nil {
-		return insertErr("execution", e.ID, err)
+		return s.insertErr("execution", e.ID, err)
 	}
 	return nil
 }
@@ -96,22 +65,22 @@ func execScope(owner, sandboxID string) (string, []any) {
 
 // GetExecution returns one entry of a sandbox. owner or sandboxID "" match
 // any; a mismatch is ErrNotFound.
-func (s *SQLite) GetExecution(ctx context.Context, owner, sandboxID, id string) (Execution, error) {
+func (s *DB) GetExecution(ctx context.Context, owner, sandboxID, id string) (store.Execution, error) {
 	w, args := execScope(owner, sandboxID)
 	e, err := scanExecution(s.r.QueryRowContext(ctx,
 		`SELECT `+executionCols+` FROM executions WHERE id = ?`+w, append([]any{id}, args...)...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Execution{}, fmt.Errorf("get execution %s: %w", id, ErrNotFound)
+		return store.Execution{}, fmt.Errorf("get execution %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return Execution{}, fmt.Errorf("get execution %s: %w", id, err)
+		return store.Execution{}, fmt.Errorf("get execution %s: %w", id, err)
 	}
 	return e, nil
 }
 
 // ListExecutions returns a page of entries, newest first, and how many match
 // the filter regardless of Limit and Offset.
-func (s *SQLite) ListExecutions(ctx context.Context, f ExecutionFilter) ([]Execution, int, error) {
+func (s *DB) ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]store.Execution, int, error) {
 	w, args := execScope(f.Owner, f.SandboxID)
 	if f.ExecType != "" {
 		w += ` AND exec_type = ?`
@@ -156,7 +125,7 @@ func (s *SQLite) ListExecutions(ctx context.Context, f ExecutionFilter) ([]Execu
 		return nil, 0, fmt.Errorf("list executions: %w", err)
 	}
 	defer rows.Close()
-	out := []Execution{}
+	out := []store.Execution{}
 	for rows.Next() {
 		e, err := scanExecution(rows)
 		if err != nil {
@@ -172,7 +141,7 @@ func (s *SQLite) ListExecutions(ctx context.Context, f ExecutionFilter) ([]Execu
 
 // LastExecution returns the newest entry of a sandbox, of execType ("" =
 // any). ErrNotFound when there is none.
-func (s *SQLite) LastExecution(ctx context.Context, owner, sandboxID, execType string) (Execution, error) {
+func (s *DB) LastExecution(ctx context.Context, owner, sandboxID, execType string) (store.Execution, error) {
 	w, args := execScope(owner, sandboxID)
 	if execType != "" {
 		w += ` AND exec_type = ?`
@@ -181,17 +150,17 @@ func (s *SQLite) LastExecution(ctx context.Context, owner, sandboxID, execType s
 	e, err := scanExecution(s.r.QueryRowContext(ctx, `SELECT `+executionCols+` FROM executions WHERE 1 = 1`+w+
 		` ORDER BY created_at DESC, rowid DESC LIMIT 1`, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, ErrNotFound)
+		return store.Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, store.ErrNotFound)
 	}
 	if err != nil {
-		return Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, err)
+		return store.Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, err)
 	}
 	return e, nil
 }
 
 // UpdateExecution applies p to one entry and returns the updated entry.
 // ErrNotFound if it does not exist or is out of the owner/sandbox scope.
-func (s *SQLite) UpdateExecution(ctx context.Context, owner, sandboxID, id string, p ExecutionPatch) (Execution, error) {
+func (s *DB) UpdateExecution(ctx context.Context, owner, sandboxID, id string, p store.ExecutionPatch) (store.Execution, error) {
 	w, args := execScope(owner, sandboxID)
 	// CASE keeps a column whose patch field is nil; a bound NULL flag
 	// cannot be told apart from "set to null" otherwise.
@@ -208,16 +177,16 @@ func (s *SQLite) UpdateExecution(ctx context.Context, owner, sandboxID, id strin
 	}
 	e, err := scanExecution(s.w.QueryRowContext(ctx, q, append(all, args...)...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Execution{}, fmt.Errorf("update execution %s: %w", id, ErrNotFound)
+		return store.Execution{}, fmt.Errorf("update execution %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return Execution{}, fmt.Errorf("update execution %s: %w", id, err)
+		return store.Execution{}, fmt.Errorf("update execution %s: %w", id, err)
 	}
 	return e, nil
 }
 
 // DeleteExecutions removes a sandbox's whole history.
-func (s *SQLite) DeleteExecutions(ctx context.Context, sandboxID string) error {
+func (s *DB) DeleteExecutions(ctx context.Context, sandboxID string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM executions WHERE sandbox_id = ?`, sandboxID); err != nil {
 		return fmt.Errorf("delete executions of sandbox %s: %w", sandboxID, err)
 	}

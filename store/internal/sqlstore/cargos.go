@@ -1,6 +1,8 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -8,39 +10,17 @@ import (
 	"time"
 )
 
-// Cargo is a stored workspace. A managed cargo belongs to one sandbox
-// (ManagedBySandboxID) and is deleted with it; an external one is created
-// and deleted by the user.
-type Cargo struct {
-	ID, Owner          string
-	Managed            bool
-	ManagedBySandboxID string // "" for external
-	// Backend names the storage kind, Locator where the allocator put it.
-	Backend, Locator          string
-	SizeLimitMB               int
-	CreatedAt, LastAccessedAt time.Time
-}
-
-// CargoFilter selects a page of cargos. Owner "" lists every owner's.
-// Managed nil lists both kinds; the API default (external only) is &false.
-type CargoFilter struct {
-	Owner   string
-	Managed *bool
-	Limit   int
-	Cursor  string
-}
-
 const cargoCols = `id, owner, managed, managed_by_sandbox_id, backend, locator, size_limit_mb, created_at, last_accessed_at`
 
-func scanCargo(r scanner) (Cargo, error) {
+func scanCargo(r scanner) (store.Cargo, error) {
 	var (
-		c                 Cargo
+		c                 store.Cargo
 		managed           int
 		created, accessed int64
 	)
 	if err := r.Scan(&c.ID, &c.Owner, &managed, &c.ManagedBySandboxID, &c.Backend, &c.Locator,
 		&c.SizeLimitMB, &created, &accessed); err != nil {
-		return Cargo{}, err
+		return store.Cargo{}, err
 	}
 	c.Managed = managed != 0
 	c.CreatedAt = fromMS(created)
@@ -48,13 +28,13 @@ func scanCargo(r scanner) (Cargo, error) {
 	return c, nil
 }
 
-func (s *SQLite) queryCargos(ctx context.Context, q string, args ...any) ([]Cargo, error) {
+func (s *DB) queryCargos(ctx context.Context, q string, args ...any) ([]store.Cargo, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Cargo
+	var out []store.Cargo
 	for rows.Next() {
 		c, err := scanCargo(rows)
 		if err != nil {
@@ -65,7 +45,7 @@ func (s *SQLite) queryCargos(ctx context.Context, q string, args ...any) ([]Carg
 	return out, rows.Err()
 }
 
-func insertCargo(ctx context.Context, e execer, c Cargo) error {
+func insertCargo(ctx context.Context, e execer, c store.Cargo) error {
 	_, err := e.ExecContext(ctx, `INSERT INTO cargos (`+cargoCols+`) VALUES (`+placeholders(9)+`)`,
 		c.ID, c.Owner, boolInt(c.Managed), c.ManagedBySandboxID, c.Backend, c.Locator, c.SizeLimitMB,
 		ms(c.CreatedAt), ms(c.LastAccessedAt))
@@ -73,19 +53,19 @@ func insertCargo(ctx context.Context, e execer, c Cargo) error {
 }
 
 // CreateCargo inserts a cargo; ErrConflict if the id exists.
-func (s *SQLite) CreateCargo(ctx context.Context, c Cargo) error {
+func (s *DB) CreateCargo(ctx context.Context, c store.Cargo) error {
 	if c.ID == "" {
 		return errors.New("create cargo: empty id")
 	}
 	if err := insertCargo(ctx, s.w, c); err != nil {
-		return insertErr("cargo", c.ID, err)
+		return s.insertErr("cargo", c.ID, err)
 	}
 	return nil
 }
 
 // GetCargo returns one cargo; owner "" matches any owner, another owner's
 // cargo is ErrNotFound.
-func (s *SQLite) GetCargo(ctx context.Context, owner, id string) (Cargo, error) {
+func (s *DB) GetCargo(ctx context.Context, owner, id string) (store.Cargo, error) {
 	q := `SELECT ` + cargoCols + ` FROM cargos WHERE id = ?`
 	args := []any{id}
 	if owner != "" {
@@ -94,17 +74,17 @@ func (s *SQLite) GetCargo(ctx context.Context, owner, id string) (Cargo, error) 
 	}
 	c, err := scanCargo(s.r.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Cargo{}, fmt.Errorf("get cargo %s: %w", id, ErrNotFound)
+		return store.Cargo{}, fmt.Errorf("get cargo %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return Cargo{}, fmt.Errorf("get cargo %s: %w", id, err)
+		return store.Cargo{}, fmt.Errorf("get cargo %s: %w", id, err)
 	}
 	return c, nil
 }
 
 // ListCargos returns one page of cargos, newest first, and the next cursor
 // ("" at the end).
-func (s *SQLite) ListCargos(ctx context.Context, f CargoFilter) ([]Cargo, string, error) {
+func (s *DB) ListCargos(ctx context.Context, f store.CargoFilter) ([]store.Cargo, string, error) {
 	q := `SELECT ` + cargoCols + ` FROM cargos WHERE 1 = 1`
 	var args []any
 	if f.Owner != "" {
@@ -115,17 +95,16 @@ func (s *SQLite) ListCargos(ctx context.Context, f CargoFilter) ([]Cargo, string
 		q += ` AND managed = ?`
 		args = append(args, boolInt(*f.Managed))
 	}
-	out, next, err := keysetPage(ctx, s.queryCargos, q, args, f.Cursor, f.Limit)
+	out, next, err := keysetPage(ctx, s.queryCargos, cargoKey, q, args, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("list cargos: %w", err)
 	}
 	return out, next, nil
 }
-
-func (c Cargo) pageKey() cursorKey { return cursorKey{createdMS: ms(c.CreatedAt), id: c.ID} }
+func cargoKey(c store.Cargo) cursorKey { return cursorKey{createdMS: ms(c.CreatedAt), id: c.ID} }
 
 // DeleteCargo removes a cargo row; deleting a missing one is not an error.
-func (s *SQLite) DeleteCargo(ctx context.Context, id string) error {
+func (s *DB) DeleteCargo(ctx context.Context, id string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM cargos WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete cargo %s: %w", id, err)
 	}
@@ -133,7 +112,7 @@ func (s *SQLite) DeleteCargo(ctx context.Context, id string) error {
 }
 
 // TouchCargo records an access at t. ErrNotFound if the cargo is gone.
-func (s *SQLite) TouchCargo(ctx context.Context, id string, t time.Time) error {
+func (s *DB) TouchCargo(ctx context.Context, id string, t time.Time) error {
 	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE cargos SET last_accessed_at = ? WHERE id = ?`, ms(t), id)); err != nil {
 		return fmt.Errorf("touch cargo %s: %w", id, err)
 	}
@@ -142,7 +121,7 @@ func (s *SQLite) TouchCargo(ctx context.Context, id string, t time.Time) error {
 
 // SandboxesUsingCargo returns the ids of the sandboxes (warm included) that
 // mount cargoID, sorted.
-func (s *SQLite) SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error) {
+func (s *DB) SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM sandboxes WHERE cargo_id = ? ORDER BY id`, cargoID)
 	if err != nil {
 		return nil, fmt.Errorf("sandboxes using cargo %s: %w", cargoID, err)
@@ -167,18 +146,18 @@ func (s *SQLite) SandboxesUsingCargo(ctx context.Context, cargoID string) ([]str
 // CreateSandbox) shows up here between the two inserts: a GC should use
 // ListOrphanCargosBefore with a grace period, or the creator
 // CreateSandboxWithCargo.
-func (s *SQLite) ListOrphanCargos(ctx context.Context) ([]Cargo, error) {
+func (s *DB) ListOrphanCargos(ctx context.Context) ([]store.Cargo, error) {
 	return s.listOrphans(ctx, nil)
 }
 
 // ListOrphanCargosBefore is ListOrphanCargos limited to cargos created
 // before the given time, so a sandbox being created right now keeps its
 // cargo.
-func (s *SQLite) ListOrphanCargosBefore(ctx context.Context, before time.Time) ([]Cargo, error) {
+func (s *DB) ListOrphanCargosBefore(ctx context.Context, before time.Time) ([]store.Cargo, error) {
 	return s.listOrphans(ctx, &before)
 }
 
-func (s *SQLite) listOrphans(ctx context.Context, before *time.Time) ([]Cargo, error) {
+func (s *DB) listOrphans(ctx context.Context, before *time.Time) ([]store.Cargo, error) {
 	q := `SELECT ` + cargoCols + ` FROM cargos c
 		WHERE c.managed = 1 AND NOT EXISTS (SELECT 1 FROM sandboxes s WHERE s.id = c.managed_by_sandbox_id)`
 	var args []any

@@ -1,6 +1,8 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,106 +11,8 @@ import (
 	"time"
 )
 
-// Skill candidate statuses and release stages (API.md §1.8, as the Shipyard
-// Neo SDK names them).
-const (
-	SkillDraft          = "draft"
-	SkillEvaluating     = "evaluating"
-	SkillPromotedCanary = "promoted_canary"
-	SkillPromotedStable = "promoted_stable"
-	SkillRejected       = "rejected"
-	SkillRolledBack     = "rolled_back"
-
-	StageCanary = "canary"
-	StageStable = "stable"
-)
-
-// SkillRuleError is a refused skill lifecycle transition (promote without a
-// passing evaluation, rollback without a previous release, ...). It is an
-// ErrConflict; Reason is meant for the client.
-type SkillRuleError struct{ Reason string }
-
-func (e *SkillRuleError) Error() string { return e.Reason }
-
-// Unwrap makes a rule error an ErrConflict.
-func (e *SkillRuleError) Unwrap() error { return ErrConflict }
-
 func rule(format string, args ...any) error {
-	return &SkillRuleError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// Deletion is the soft-delete stamp of a candidate or release.
-type Deletion struct {
-	At         time.Time
-	By, Reason *string
-}
-
-// SkillCandidate is a proposed skill built from executions.
-type SkillCandidate struct {
-	ID, Owner, SkillKey           string
-	ScenarioKey, PayloadRef       *string
-	SkillType                     string
-	Summary, UsageNotes           *string
-	Preconditions, Postconditions json.RawMessage // nil = null
-	SourceExecutionIDs            []string
-	Status                        string
-	LatestScore                   *float64
-	LatestPass                    *bool
-	LastEvaluatedAt               *time.Time
-	PromotionReleaseID            *string
-	CreatedBy                     string
-	CreatedAt, UpdatedAt          time.Time
-	Deleted                       *Deletion
-}
-
-// SkillEvaluation is one evaluation of a candidate.
-type SkillEvaluation struct {
-	ID, Owner, CandidateID string
-	BenchmarkID            *string
-	Score                  *float64
-	Passed                 bool
-	Report                 *string
-	EvaluatedBy            string
-	CreatedAt              time.Time
-}
-
-// SkillRelease is a versioned, promoted candidate. At most one release per
-// (owner, skill key, stage) is active.
-type SkillRelease struct {
-	ID, Owner, SkillKey, CandidateID string
-	Version                          int
-	Stage                            string
-	IsActive                         bool
-	ReleaseMode                      string
-	PromotedBy                       string
-	PromotedAt                       time.Time
-	RollbackOf                       *string
-	HealthWindowEndAt                *time.Time
-	UpgradeOfReleaseID               *string
-	UpgradeReason, ChangeSummary     *string
-	Deleted                          *Deletion
-}
-
-// SkillRun is one replay of a release, the input of release health.
-type SkillRun struct {
-	Owner, ReleaseID string
-	Success          bool
-	DurationMS       int64
-	CreatedAt        time.Time
-}
-
-// SkillCandidateFilter selects candidates; empty fields match any. Limit <=
-// 0 means 100.
-type SkillCandidateFilter struct {
-	Owner, Status, SkillKey string
-	Limit, Offset           int
-}
-
-// SkillReleaseFilter selects releases; empty fields match any.
-type SkillReleaseFilter struct {
-	Owner, SkillKey, Stage string
-	ActiveOnly             bool
-	Limit, Offset          int
+	return &store.SkillRuleError{Reason: fmt.Sprintf(format, args...)}
 }
 
 const candidateCols = `id, owner, skill_key, scenario_key, payload_ref, skill_type, summary, usage_notes,
@@ -119,16 +23,16 @@ const releaseCols = `id, owner, skill_key, candidate_id, version, stage, is_acti
 	promoted_at, rollback_of, health_window_end_at, upgrade_of_release_id, upgrade_reason, change_summary,
 	deleted_at, deleted_by, delete_reason`
 
-func scanDeletion(at sql.NullInt64, by, reason sql.NullString) *Deletion {
+func scanDeletion(at sql.NullInt64, by, reason sql.NullString) *store.Deletion {
 	if !at.Valid {
 		return nil
 	}
-	return &Deletion{At: fromMS(at.Int64), By: fromNullStr(by), Reason: fromNullStr(reason)}
+	return &store.Deletion{At: fromMS(at.Int64), By: fromNullStr(by), Reason: fromNullStr(reason)}
 }
 
-func scanCandidate(r scanner) (SkillCandidate, error) {
+func scanCandidate(r scanner) (store.SkillCandidate, error) {
 	var (
-		c                                 SkillCandidate
+		c                                 store.SkillCandidate
 		pre, post                         sql.NullString
 		ids                               string
 		score                             sql.NullFloat64
@@ -140,7 +44,7 @@ func scanCandidate(r scanner) (SkillCandidate, error) {
 	if err := r.Scan(&c.ID, &c.Owner, &c.SkillKey, &scenario, &payload, &c.SkillType, &summary, &usage,
 		&pre, &post, &ids, &c.Status, &score, &pass, &evaluated, &promo, &c.CreatedBy, &created, &updated,
 		&deletedAt, &deletedBy, &deleteReason); err != nil {
-		return SkillCandidate{}, err
+		return store.SkillCandidate{}, err
 	}
 	c.ScenarioKey, c.PayloadRef = fromNullStr(scenario), fromNullStr(payload)
 	c.Summary, c.UsageNotes, c.PromotionReleaseID = fromNullStr(summary), fromNullStr(usage), fromNullStr(promo)
@@ -151,7 +55,7 @@ func scanCandidate(r scanner) (SkillCandidate, error) {
 		c.Postconditions = json.RawMessage(post.String)
 	}
 	if err := json.Unmarshal([]byte(ids), &c.SourceExecutionIDs); err != nil {
-		return SkillCandidate{}, fmt.Errorf("decode source_execution_ids: %w", err)
+		return store.SkillCandidate{}, fmt.Errorf("decode source_execution_ids: %w", err)
 	}
 	if score.Valid {
 		c.LatestScore = &score.Float64
@@ -166,9 +70,9 @@ func scanCandidate(r scanner) (SkillCandidate, error) {
 	return c, nil
 }
 
-func scanRelease(r scanner) (SkillRelease, error) {
+func scanRelease(r scanner) (store.SkillRelease, error) {
 	var (
-		rel                                   SkillRelease
+		rel                                   store.SkillRelease
 		active                                int
 		promoted                              int64
 		window, deletedAt                     sql.NullInt64
@@ -178,7 +82,7 @@ func scanRelease(r scanner) (SkillRelease, error) {
 	if err := r.Scan(&rel.ID, &rel.Owner, &rel.SkillKey, &rel.CandidateID, &rel.Version, &rel.Stage, &active,
 		&rel.ReleaseMode, &rel.PromotedBy, &promoted, &rollbackOf, &window, &upgradeOf, &reason, &change,
 		&deletedAt, &deletedBy, &deleteReason); err != nil {
-		return SkillRelease{}, err
+		return store.SkillRelease{}, err
 	}
 	rel.IsActive = active != 0
 	rel.PromotedAt = fromMS(promoted)
@@ -204,7 +108,7 @@ func nullFloat(f *float64) sql.NullFloat64 {
 }
 
 // CreateSkillCandidate stores a new candidate; ErrConflict if the id exists.
-func (s *SQLite) CreateSkillCandidate(ctx context.Context, c SkillCandidate) error {
+func (s *DB) CreateSkillCandidate(ctx context.Context, c store.SkillCandidate) error {
 	if c.ID == "" {
 		return errors.New("create skill candidate: empty id")
 	}
@@ -218,7 +122,7 @@ func (s *SQLite) CreateSkillCandidate(ctx context.Context, c SkillCandidate) err
 		nullFloat(c.LatestScore), nil, msPtr(c.LastEvaluatedAt), nullStr(c.PromotionReleaseID), c.CreatedBy,
 		ms(c.CreatedAt), ms(c.UpdatedAt), nil, nil, nil)
 	if err != nil {
-		return insertErr("skill candidate", c.ID, err)
+		return s.insertErr("skill candidate", c.ID, err)
 	}
 	return nil
 }
@@ -227,45 +131,45 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getCandidate(ctx context.Context, q querier, owner, id string) (SkillCandidate, error) {
+func getCandidate(ctx context.Context, q querier, owner, id string) (store.SkillCandidate, error) {
 	c, err := scanCandidate(q.QueryRowContext(ctx, `SELECT `+candidateCols+
 		` FROM skill_candidates WHERE id = ? AND owner = ? AND deleted_at IS NULL`, id, owner))
 	if errors.Is(err, sql.ErrNoRows) {
-		return SkillCandidate{}, fmt.Errorf("get skill candidate %s: %w", id, ErrNotFound)
+		return store.SkillCandidate{}, fmt.Errorf("get skill candidate %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return SkillCandidate{}, fmt.Errorf("get skill candidate %s: %w", id, err)
+		return store.SkillCandidate{}, fmt.Errorf("get skill candidate %s: %w", id, err)
 	}
 	return c, nil
 }
 
-func getRelease(ctx context.Context, q querier, owner, id string) (SkillRelease, error) {
+func getRelease(ctx context.Context, q querier, owner, id string) (store.SkillRelease, error) {
 	r, err := scanRelease(q.QueryRowContext(ctx, `SELECT `+releaseCols+
 		` FROM skill_releases WHERE id = ? AND owner = ? AND deleted_at IS NULL`, id, owner))
 	if errors.Is(err, sql.ErrNoRows) {
-		return SkillRelease{}, fmt.Errorf("get skill release %s: %w", id, ErrNotFound)
+		return store.SkillRelease{}, fmt.Errorf("get skill release %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("get skill release %s: %w", id, err)
+		return store.SkillRelease{}, fmt.Errorf("get skill release %s: %w", id, err)
 	}
 	return r, nil
 }
 
 // GetSkillCandidate returns an owner's live candidate; a deleted or foreign
 // one is ErrNotFound.
-func (s *SQLite) GetSkillCandidate(ctx context.Context, owner, id string) (SkillCandidate, error) {
+func (s *DB) GetSkillCandidate(ctx context.Context, owner, id string) (store.SkillCandidate, error) {
 	return getCandidate(ctx, s.r, owner, id)
 }
 
 // GetSkillRelease returns an owner's live release; a deleted or foreign one
 // is ErrNotFound.
-func (s *SQLite) GetSkillRelease(ctx context.Context, owner, id string) (SkillRelease, error) {
+func (s *DB) GetSkillRelease(ctx context.Context, owner, id string) (store.SkillRelease, error) {
 	return getRelease(ctx, s.r, owner, id)
 }
 
 // ListSkillCandidates returns a page of live candidates, newest first, and
 // the number matching regardless of Limit and Offset.
-func (s *SQLite) ListSkillCandidates(ctx context.Context, f SkillCandidateFilter) ([]SkillCandidate, int, error) {
+func (s *DB) ListSkillCandidates(ctx context.Context, f store.SkillCandidateFilter) ([]store.SkillCandidate, int, error) {
 	w := ` WHERE owner = ? AND deleted_at IS NULL`
 	args := []any{f.Owner}
 	if f.Status != "" {
@@ -286,7 +190,7 @@ func (s *SQLite) ListSkillCandidates(ctx context.Context, f SkillCandidateFilter
 		return nil, 0, fmt.Errorf("list skill candidates: %w", err)
 	}
 	defer rows.Close()
-	out := []SkillCandidate{}
+	out := []store.SkillCandidate{}
 	for rows.Next() {
 		c, err := scanCandidate(rows)
 		if err != nil {
@@ -309,7 +213,7 @@ func pageLimit(n int) int {
 
 // ListSkillReleases returns a page of live releases, newest version first,
 // and the number matching regardless of Limit and Offset.
-func (s *SQLite) ListSkillReleases(ctx context.Context, f SkillReleaseFilter) ([]SkillRelease, int, error) {
+func (s *DB) ListSkillReleases(ctx context.Context, f store.SkillReleaseFilter) ([]store.SkillRelease, int, error) {
 	w := ` WHERE owner = ? AND deleted_at IS NULL`
 	args := []any{f.Owner}
 	if f.SkillKey != "" {
@@ -333,7 +237,7 @@ func (s *SQLite) ListSkillReleases(ctx context.Context, f SkillReleaseFilter) ([
 		return nil, 0, fmt.Errorf("list skill releases: %w", err)
 	}
 	defer rows.Close()
-	out := []SkillRelease{}
+	out := []store.SkillRelease{}
 	for rows.Next() {
 		r, err := scanRelease(rows)
 		if err != nil {
@@ -350,7 +254,7 @@ func (s *SQLite) ListSkillReleases(ctx context.Context, f SkillReleaseFilter) ([
 // EvaluateSkillCandidate records an evaluation and makes it the candidate's
 // latest result. A candidate not yet promoted becomes evaluating (passed) or
 // rejected (failed); a promoted one keeps its status.
-func (s *SQLite) EvaluateSkillCandidate(ctx context.Context, e SkillEvaluation) (SkillEvaluation, error) {
+func (s *DB) EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation) (store.SkillEvaluation, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		c, err := getCandidate(ctx, tx, e.Owner, e.CandidateID)
 		if err != nil {
@@ -360,14 +264,14 @@ func (s *SQLite) EvaluateSkillCandidate(ctx context.Context, e SkillEvaluation) 
 			passed, report, evaluated_by, created_at) VALUES (`+placeholders(9)+`)`,
 			e.ID, e.Owner, e.CandidateID, nullStr(e.BenchmarkID), nullFloat(e.Score), boolInt(e.Passed),
 			nullStr(e.Report), e.EvaluatedBy, ms(e.CreatedAt)); err != nil {
-			return insertErr("skill evaluation", e.ID, err)
+			return s.insertErr("skill evaluation", e.ID, err)
 		}
 		status := c.Status
 		switch status {
-		case SkillDraft, SkillEvaluating, SkillRejected:
-			status = SkillRejected
+		case store.SkillDraft, store.SkillEvaluating, store.SkillRejected:
+			status = store.SkillRejected
 			if e.Passed {
-				status = SkillEvaluating
+				status = store.SkillEvaluating
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE skill_candidates SET latest_score = ?, latest_pass = ?,
@@ -376,7 +280,7 @@ func (s *SQLite) EvaluateSkillCandidate(ctx context.Context, e SkillEvaluation) 
 		return err
 	})
 	if err != nil {
-		return SkillEvaluation{}, fmt.Errorf("evaluate skill candidate %s: %w", e.CandidateID, err)
+		return store.SkillEvaluation{}, fmt.Errorf("evaluate skill candidate %s: %w", e.CandidateID, err)
 	}
 	return e, nil
 }
@@ -386,7 +290,7 @@ func (s *SQLite) EvaluateSkillCandidate(ctx context.Context, e SkillEvaluation) 
 // release it replaces at that stage. r supplies ID, Owner, Stage,
 // ReleaseMode, PromotedBy, PromotedAt, HealthWindowEndAt and the upgrade
 // fields; the rest comes from the candidate.
-func (s *SQLite) PromoteSkillCandidate(ctx context.Context, candidateID string, r SkillRelease) (SkillRelease, error) {
+func (s *DB) PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		c, err := getCandidate(ctx, tx, r.Owner, candidateID)
 		if err != nil {
@@ -405,19 +309,19 @@ func (s *SQLite) PromoteSkillCandidate(ctx context.Context, candidateID string, 
 			}
 		}
 		r.SkillKey, r.CandidateID, r.IsActive = c.SkillKey, c.ID, true
-		if err := insertRelease(ctx, tx, &r); err != nil {
+		if err := s.insertRelease(ctx, tx, &r); err != nil {
 			return err
 		}
-		status := SkillPromotedCanary
-		if r.Stage == StageStable {
-			status = SkillPromotedStable
+		status := store.SkillPromotedCanary
+		if r.Stage == store.StageStable {
+			status = store.SkillPromotedStable
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE skill_candidates SET status = ?, promotion_release_id = ?, updated_at = ?
 			WHERE id = ?`, status, r.ID, ms(r.PromotedAt), c.ID)
 		return err
 	})
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("promote skill candidate %s: %w", candidateID, err)
+		return store.SkillRelease{}, fmt.Errorf("promote skill candidate %s: %w", candidateID, err)
 	}
 	return r, nil
 }
@@ -425,7 +329,7 @@ func (s *SQLite) PromoteSkillCandidate(ctx context.Context, candidateID string, 
 // insertRelease numbers r (next version of its skill key, deleted releases
 // included so versions are never reused), deactivates the active release at
 // its stage and inserts it.
-func insertRelease(ctx context.Context, tx *sql.Tx, r *SkillRelease) error {
+func (s *DB) insertRelease(ctx context.Context, tx *sql.Tx, r *store.SkillRelease) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM skill_releases
 		WHERE owner = ? AND skill_key = ?`, r.Owner, r.SkillKey).Scan(&r.Version); err != nil {
 		return err
@@ -439,7 +343,7 @@ func insertRelease(ctx context.Context, tx *sql.Tx, r *SkillRelease) error {
 		r.PromotedBy, ms(r.PromotedAt), nullStr(r.RollbackOf), msPtr(r.HealthWindowEndAt),
 		nullStr(r.UpgradeOfReleaseID), nullStr(r.UpgradeReason), nullStr(r.ChangeSummary), nil, nil, nil)
 	if err != nil {
-		return insertErr("skill release", r.ID, err)
+		return s.insertErr("skill release", r.ID, err)
 	}
 	return nil
 }
@@ -450,8 +354,8 @@ func insertRelease(ctx context.Context, tx *sql.Tx, r *SkillRelease) error {
 // already rolled back and ones of the same candidate); the rolled-back
 // release's candidate becomes rolled_back. Refused (SkillRuleError) when id
 // is not active or has no predecessor.
-func (s *SQLite) RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (SkillRelease, error) {
-	var out SkillRelease
+func (s *DB) RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error) {
+	var out store.SkillRelease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		cur, err := getRelease(ctx, tx, owner, id)
 		if err != nil {
@@ -471,27 +375,27 @@ func (s *SQLite) RollbackSkillRelease(ctx context.Context, owner, id, newID, by 
 		if err != nil {
 			return err
 		}
-		out = SkillRelease{
+		out = store.SkillRelease{
 			ID: newID, Owner: owner, SkillKey: cur.SkillKey, CandidateID: prev.CandidateID, Stage: cur.Stage,
 			IsActive: true, ReleaseMode: "manual", PromotedBy: by, PromotedAt: now, RollbackOf: &cur.ID,
 		}
-		if err := insertRelease(ctx, tx, &out); err != nil {
+		if err := s.insertRelease(ctx, tx, &out); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE skill_candidates SET status = ?, updated_at = ? WHERE id = ? AND owner = ?`,
-			SkillRolledBack, ms(now), cur.CandidateID, owner)
+			store.SkillRolledBack, ms(now), cur.CandidateID, owner)
 		return err
 	})
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("roll back skill release %s: %w", id, err)
+		return store.SkillRelease{}, fmt.Errorf("roll back skill release %s: %w", id, err)
 	}
 	return out, nil
 }
 
 // DeleteSkillCandidate soft-deletes a candidate. Refused (SkillRuleError)
 // while one of its releases is active.
-func (s *SQLite) DeleteSkillCandidate(ctx context.Context, owner, id string, d Deletion) (SkillCandidate, error) {
-	var out SkillCandidate
+func (s *DB) DeleteSkillCandidate(ctx context.Context, owner, id string, d store.Deletion) (store.SkillCandidate, error) {
+	var out store.SkillCandidate
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		c, err := getCandidate(ctx, tx, owner, id)
 		if err != nil {
@@ -514,15 +418,15 @@ func (s *SQLite) DeleteSkillCandidate(ctx context.Context, owner, id string, d D
 		return nil
 	})
 	if err != nil {
-		return SkillCandidate{}, fmt.Errorf("delete skill candidate %s: %w", id, err)
+		return store.SkillCandidate{}, fmt.Errorf("delete skill candidate %s: %w", id, err)
 	}
 	return out, nil
 }
 
 // DeleteSkillRelease soft-deletes a release; an active one stops being
 // active (the skill then has no active release at that stage).
-func (s *SQLite) DeleteSkillRelease(ctx context.Context, owner, id string, d Deletion) (SkillRelease, error) {
-	var out SkillRelease
+func (s *DB) DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error) {
+	var out store.SkillRelease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := getRelease(ctx, tx, owner, id)
 		if err != nil {
@@ -537,22 +441,22 @@ func (s *SQLite) DeleteSkillRelease(ctx context.Context, owner, id string, d Del
 		return nil
 	})
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("delete skill release %s: %w", id, err)
+		return store.SkillRelease{}, fmt.Errorf("delete skill release %s: %w", id, err)
 	}
 	return out, nil
 }
 
 // ActiveSkillRelease returns the owner's active release of a skill key,
 // stable before canary; ErrNotFound when there is none.
-func (s *SQLite) ActiveSkillRelease(ctx context.Context, owner, skillKey string) (SkillRelease, error) {
+func (s *DB) ActiveSkillRelease(ctx context.Context, owner, skillKey string) (store.SkillRelease, error) {
 	r, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM skill_releases
 		WHERE owner = ? AND skill_key = ? AND is_active = 1 AND deleted_at IS NULL
 		ORDER BY CASE stage WHEN 'stable' THEN 0 ELSE 1 END, version DESC LIMIT 1`, owner, skillKey))
 	if errors.Is(err, sql.ErrNoRows) {
-		return SkillRelease{}, fmt.Errorf("active release of skill %q: %w", skillKey, ErrNotFound)
+		return store.SkillRelease{}, fmt.Errorf("active release of skill %q: %w", skillKey, store.ErrNotFound)
 	}
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("active release of skill %q: %w", skillKey, err)
+		return store.SkillRelease{}, fmt.Errorf("active release of skill %q: %w", skillKey, err)
 	}
 	return r, nil
 }
@@ -560,21 +464,21 @@ func (s *SQLite) ActiveSkillRelease(ctx context.Context, owner, skillKey string)
 // PreviousSkillRelease returns the release that preceded r at its stage
 // (highest lower version, deleted ones included since their runs still
 // describe the baseline); ErrNotFound for the first one.
-func (s *SQLite) PreviousSkillRelease(ctx context.Context, r SkillRelease) (SkillRelease, error) {
+func (s *DB) PreviousSkillRelease(ctx context.Context, r store.SkillRelease) (store.SkillRelease, error) {
 	p, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM skill_releases
 		WHERE owner = ? AND skill_key = ? AND stage = ? AND version < ? ORDER BY version DESC LIMIT 1`,
 		r.Owner, r.SkillKey, r.Stage, r.Version))
 	if errors.Is(err, sql.ErrNoRows) {
-		return SkillRelease{}, fmt.Errorf("release before %s: %w", r.ID, ErrNotFound)
+		return store.SkillRelease{}, fmt.Errorf("release before %s: %w", r.ID, store.ErrNotFound)
 	}
 	if err != nil {
-		return SkillRelease{}, fmt.Errorf("release before %s: %w", r.ID, err)
+		return store.SkillRelease{}, fmt.Errorf("release before %s: %w", r.ID, err)
 	}
 	return p, nil
 }
 
 // RecordSkillRun stores one replay of a release.
-func (s *SQLite) RecordSkillRun(ctx context.Context, r SkillRun) error {
+func (s *DB) RecordSkillRun(ctx context.Context, r store.SkillRun) error {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO skill_runs (owner, release_id, success, duration_ms, created_at)
 		VALUES (?, ?, ?, ?, ?)`, r.Owner, r.ReleaseID, boolInt(r.Success), r.DurationMS, ms(r.CreatedAt)); err != nil {
 		return fmt.Errorf("record skill run of %s: %w", r.ReleaseID, err)
@@ -583,7 +487,7 @@ func (s *SQLite) RecordSkillRun(ctx context.Context, r SkillRun) error {
 }
 
 // ListSkillRuns returns the runs of a release in [from, to), oldest first.
-func (s *SQLite) ListSkillRuns(ctx context.Context, owner, releaseID string, from, to time.Time) ([]SkillRun, error) {
+func (s *DB) ListSkillRuns(ctx context.Context, owner, releaseID string, from, to time.Time) ([]store.SkillRun, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT owner, release_id, success, duration_ms, created_at FROM skill_runs
 		WHERE owner = ? AND release_id = ? AND created_at >= ? AND created_at < ? ORDER BY created_at, id`,
 		owner, releaseID, ms(from), ms(to))
@@ -591,10 +495,10 @@ func (s *SQLite) ListSkillRuns(ctx context.Context, owner, releaseID string, fro
 		return nil, fmt.Errorf("list skill runs of %s: %w", releaseID, err)
 	}
 	defer rows.Close()
-	out := []SkillRun{}
+	out := []store.SkillRun{}
 	for rows.Next() {
 		var (
-			r       SkillRun
+			r       store.SkillRun
 			success int
 			created int64
 		)

@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 // SandboxTombstoned reports whether owner's sandbox id was deleted (and its
 // tombstone not yet purged).
-func (s *SQLite) SandboxTombstoned(ctx context.Context, owner, id string) (bool, error) {
+func (s *DB) SandboxTombstoned(ctx context.Context, owner, id string) (bool, error) {
 	var one int
 	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM sandbox_tombstones WHERE id = ? AND owner = ?`, id, owner).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -23,7 +23,7 @@ func (s *SQLite) SandboxTombstoned(ctx context.Context, owner, id string) (bool,
 }
 
 // PurgeTombstones deletes the tombstones written before t and returns how many.
-func (s *SQLite) PurgeTombstones(ctx context.Context, before time.Time) (int, error) {
+func (s *DB) PurgeTombstones(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM sandbox_tombstones WHERE deleted_at < ?`, ms(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge sandbox tombstones: %w", err)
@@ -39,7 +39,7 @@ func (s *SQLite) PurgeTombstones(ctx context.Context, before time.Time) (int, er
 // whether it did: false means a create claimed it first (or it is gone).
 // The pool calls it before tearing a warm sandbox down, so a rotation or a
 // drain racing a claim can never delete the claimed sandbox.
-func (s *SQLite) RetireWarm(ctx context.Context, id string) (bool, error) {
+func (s *DB) RetireWarm(ctx context.Context, id string) (bool, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ? AND warm = 1`, id)
 	if err != nil {
 		return false, fmt.Errorf("retire warm sandbox %s: %w", id, err)

@@ -1,6 +1,8 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -31,19 +33,19 @@ func encodeCursor(k cursorKey) string {
 func decodeCursor(c string) (cursorKey, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return cursorKey{}, fmt.Errorf("%w: not base64", ErrInvalidCursor)
+		return cursorKey{}, fmt.Errorf("%w: not base64", store.ErrInvalidCursor)
 	}
 	rest, ok := strings.CutPrefix(string(raw), cursorPrefix)
 	if !ok {
-		return cursorKey{}, fmt.Errorf("%w: unknown format", ErrInvalidCursor)
+		return cursorKey{}, fmt.Errorf("%w: unknown format", store.ErrInvalidCursor)
 	}
 	ts, id, ok := strings.Cut(rest, ":")
 	if !ok || id == "" {
-		return cursorKey{}, fmt.Errorf("%w: malformed", ErrInvalidCursor)
+		return cursorKey{}, fmt.Errorf("%w: malformed", store.ErrInvalidCursor)
 	}
 	n, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return cursorKey{}, fmt.Errorf("%w: malformed time", ErrInvalidCursor)
+		return cursorKey{}, fmt.Errorf("%w: malformed time", store.ErrInvalidCursor)
 	}
 	return cursorKey{createdMS: n, id: id}, nil
 }
@@ -59,8 +61,8 @@ func pageSize(limit int) int {
 // cursorKey order after cursor: it appends the cursor condition, the order
 // and a limit one past the page, so the extra row tells whether a next page
 // exists. It returns the page and the next cursor ("" at the end).
-func keysetPage[T interface{ pageKey() cursorKey }](ctx context.Context,
-	query func(context.Context, string, ...any) ([]T, error),
+func keysetPage[T any](ctx context.Context,
+	query func(context.Context, string, ...any) ([]T, error), key func(T) cursorKey,
 	q string, args []any, cursor string, limit int) ([]T, string, error) {
 	limit = pageSize(limit)
 	if cursor != "" {
@@ -81,5 +83,5 @@ func keysetPage[T interface{ pageKey() cursorKey }](ctx context.Context,
 		return out, "", nil
 	}
 	out = out[:limit]
-	return out, encodeCursor(out[limit-1].pageKey()), nil
+	return out, encodeCursor(key(out[limit-1])), nil
 }

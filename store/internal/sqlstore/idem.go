@@ -1,6 +1,8 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -8,27 +10,16 @@ import (
 	"time"
 )
 
-// IdemRecord is the stored outcome of an idempotent request, scoped to
-// (Owner, Key). Pending means its first use is still executing; only
-// successes are ever completed.
-type IdemRecord struct {
-	Owner, Key, Fingerprint string
-	Pending                 bool
-	Status                  int
-	Body                    []byte
-	CreatedAt, ExpiresAt    time.Time
-}
-
 const idemCols = `owner, key, fingerprint, pending, status, body, created_at, expires_at`
 
-func scanIdem(r scanner) (IdemRecord, error) {
+func scanIdem(r scanner) (store.IdemRecord, error) {
 	var (
-		rec              IdemRecord
+		rec              store.IdemRecord
 		pending          int
 		created, expires int64
 	)
 	if err := r.Scan(&rec.Owner, &rec.Key, &rec.Fingerprint, &pending, &rec.Status, &rec.Body, &created, &expires); err != nil {
-		return IdemRecord{}, err
+		return store.IdemRecord{}, err
 	}
 	rec.Pending = pending != 0
 	rec.CreatedAt, rec.ExpiresAt = fromMS(created), fromMS(expires)
@@ -43,9 +34,9 @@ func scanIdem(r scanner) (IdemRecord, error) {
 // still pending after the pending lease (its process died mid-request).
 // The read and the write are one IMMEDIATE transaction, so of concurrent
 // first uses (in any process) exactly one acquires.
-func (s *SQLite) BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (IdemRecord, bool, error) {
+func (s *DB) BeginIdem(ctx context.Context, owner, key, fingerprint string, now time.Time, ttl time.Duration) (store.IdemRecord, bool, error) {
 	var (
-		rec      IdemRecord
+		rec      store.IdemRecord
 		acquired bool
 	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -61,7 +52,7 @@ func (s *SQLite) BeginIdem(ctx context.Context, owner, key, fingerprint string, 
 				return nil
 			}
 		}
-		rec = IdemRecord{
+		rec = store.IdemRecord{
 			Owner: owner, Key: key, Fingerprint: fingerprint, Pending: true,
 			CreatedAt: fromMS(ms(now)), ExpiresAt: fromMS(ms(now.Add(ttl))),
 		}
@@ -71,7 +62,7 @@ func (s *SQLite) BeginIdem(ctx context.Context, owner, key, fingerprint string, 
 		return err
 	})
 	if err != nil {
-		return IdemRecord{}, false, fmt.Errorf("begin idempotent request %s: %w", key, err)
+		return store.IdemRecord{}, false, fmt.Errorf("begin idempotent request %s: %w", key, err)
 	}
 	return rec, acquired, nil
 }
@@ -79,7 +70,7 @@ func (s *SQLite) BeginIdem(ctx context.Context, owner, key, fingerprint string, 
 // CompleteIdem stores the successful outcome of the pending row.
 // ErrNotFound if there is no pending row (abandoned, or taken over after the
 // pending lease).
-func (s *SQLite) CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error {
+func (s *DB) CompleteIdem(ctx context.Context, owner, key string, status int, body []byte) error {
 	if body == nil {
 		body = []byte{}
 	}
@@ -93,7 +84,7 @@ func (s *SQLite) CompleteIdem(ctx context.Context, owner, key string, status int
 
 // AbandonIdem deletes the pending row after a failed execution, freeing the
 // key for a retry. A completed row is left alone.
-func (s *SQLite) AbandonIdem(ctx context.Context, owner, key string) error {
+func (s *DB) AbandonIdem(ctx context.Context, owner, key string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE owner = ? AND key = ? AND pending = 1`, owner, key); err != nil {
 		return fmt.Errorf("abandon idempotent request %s: %w", key, err)
 	}
@@ -101,7 +92,7 @@ func (s *SQLite) AbandonIdem(ctx context.Context, owner, key string) error {
 }
 
 // PurgeIdem deletes the rows expired at now and returns how many.
-func (s *SQLite) PurgeIdem(ctx context.Context, now time.Time) (int, error) {
+func (s *DB) PurgeIdem(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE expires_at <= ?`, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency records: %w", err)
@@ -116,13 +107,13 @@ func (s *SQLite) PurgeIdem(ctx context.Context, now time.Time) (int, error) {
 // GetIdem reads the record of (owner, key) as stored, expired or not.
 // ErrNotFound if there is none. Waiters on a pending row may poll this, or
 // call BeginIdem again (which also takes over a dead row).
-func (s *SQLite) GetIdem(ctx context.Context, owner, key string) (IdemRecord, error) {
+func (s *DB) GetIdem(ctx context.Context, owner, key string) (store.IdemRecord, error) {
 	rec, err := scanIdem(s.r.QueryRowContext(ctx, `SELECT `+idemCols+` FROM idempotency WHERE owner = ? AND key = ?`, owner, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return IdemRecord{}, fmt.Errorf("get idempotent request %s: %w", key, ErrNotFound)
+		return store.IdemRecord{}, fmt.Errorf("get idempotent request %s: %w", key, store.ErrNotFound)
 	}
 	if err != nil {
-		return IdemRecord{}, fmt.Errorf("get idempotent request %s: %w", key, err)
+		return store.IdemRecord{}, fmt.Errorf("get idempotent request %s: %w", key, err)
 	}
 	return rec, nil
 }

@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 // GetMeta reads a value of the small key/value table (instance id, API-key
 // hashes). ok=false when the key is absent.
-func (s *SQLite) GetMeta(ctx context.Context, key string) (string, bool, error) {
+func (s *DB) GetMeta(ctx context.Context, key string) (string, bool, error) {
 	var v string
 	err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -22,7 +22,7 @@ func (s *SQLite) GetMeta(ctx context.Context, key string) (string, bool, error) 
 }
 
 // SetMeta creates or replaces a value.
-func (s *SQLite) SetMeta(ctx context.Context, key, value string) error {
+func (s *DB) SetMeta(ctx context.Context, key, value string) error {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
 		return fmt.Errorf("set meta %s: %w", key, err)

@@ -1,13 +1,6 @@
-package store
+package sqlite
 
-import (
-	"context"
-	"database/sql"
-	"fmt"
-	"time"
-)
-
-// migrations are applied in order, each once, forward only. Never edit or
+// migrations are the SQLite schema, applied in order, each once, forward only. Never edit or
 // reorder a released entry: append a new one. Version = index + 1.
 var migrations = []string{
 	// 1: initial schema.
@@ -180,50 +173,4 @@ CREATE TABLE skill_runs (
 );
 CREATE INDEX skill_runs_release ON skill_runs(release_id, created_at);
 `,
-}
-
-// migrate creates schema_migrations and applies the missing migrations, each
-// in its own IMMEDIATE transaction so two processes opening one file at once
-// cannot both apply the same step.
-func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	for i, m := range migrations {
-		version := i + 1
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			var cur sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
-				return err
-			}
-			if cur.Int64 > int64(len(migrations)) {
-				return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", cur.Int64, len(migrations))
-			}
-			if cur.Int64 >= int64(version) {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, m); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-				version, time.Now().UnixMilli())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("apply migration %d: %w", version, err)
-		}
-	}
-	return nil
-}
-
-// SchemaVersion returns the highest applied migration.
-func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
-	var v sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
-	}
-	return int(v.Int64), nil
 }

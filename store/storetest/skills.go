@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
-func newCandidate(t *testing.T, s *SQLite, id, owner, key string, sec int) SkillCandidate {
+func newCandidate(t *testing.T, s store.Store, id, owner, key string, sec int) store.SkillCandidate {
 	t.Helper()
-	c := SkillCandidate{
-		ID: id, Owner: owner, SkillKey: key, SkillType: "code", Status: SkillDraft,
+	c := store.SkillCandidate{
+		ID: id, Owner: owner, SkillKey: key, SkillType: "code", Status: store.SkillDraft,
 		SourceExecutionIDs: []string{"exec-1", "exec-2"}, Preconditions: json.RawMessage(`{"url":"x"}`),
 		CreatedBy: owner, CreatedAt: at(sec), UpdatedAt: at(sec),
 	}
@@ -22,9 +24,9 @@ func newCandidate(t *testing.T, s *SQLite, id, owner, key string, sec int) Skill
 	return c
 }
 
-func evaluate(t *testing.T, s *SQLite, owner, id string, passed bool, sec int) {
+func evaluate(t *testing.T, s store.Store, owner, id string, passed bool, sec int) {
 	t.Helper()
-	_, err := s.EvaluateSkillCandidate(context.Background(), SkillEvaluation{
+	_, err := s.EvaluateSkillCandidate(context.Background(), store.SkillEvaluation{
 		ID: fmt.Sprintf("ev-%s-%d", id, sec), Owner: owner, CandidateID: id, Passed: passed, Score: ptr(0.5), CreatedAt: at(sec),
 	})
 	if err != nil {
@@ -32,20 +34,20 @@ func evaluate(t *testing.T, s *SQLite, owner, id string, passed bool, sec int) {
 	}
 }
 
-func promote(s *SQLite, owner, candidate, relID, stage string, sec int) (SkillRelease, error) {
-	return s.PromoteSkillCandidate(context.Background(), candidate, SkillRelease{
+func promote(s store.Store, owner, candidate, relID, stage string, sec int) (store.SkillRelease, error) {
+	return s.PromoteSkillCandidate(context.Background(), candidate, store.SkillRelease{
 		ID: relID, Owner: owner, Stage: stage, ReleaseMode: "manual", PromotedBy: owner, PromotedAt: at(sec),
 	})
 }
 
 func isRule(err error) bool {
-	var re *SkillRuleError
-	return errors.As(err, &re) && errors.Is(err, ErrConflict)
+	var re *store.SkillRuleError
+	return errors.As(err, &re) && errors.Is(err, store.ErrConflict)
 }
 
-func TestSkillCandidatesListAndEvaluate(t *testing.T) {
+func testSkillCandidatesListAndEvaluate(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	newCandidate(t, s, "c1", "alice", "login", 1)
 	newCandidate(t, s, "c2", "alice", "search", 2)
 	newCandidate(t, s, "c3", "alice", "login", 3)
@@ -56,60 +58,60 @@ func TestSkillCandidatesListAndEvaluate(t *testing.T) {
 		string(got.Preconditions) != `{"url":"x"}` || got.Postconditions != nil || got.LatestPass != nil || got.Deleted != nil {
 		t.Fatalf("get c1 = %+v, %v", got, err)
 	}
-	if _, err := s.GetSkillCandidate(ctx, "bob", "c1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetSkillCandidate(ctx, "bob", "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("foreign candidate: %v", err)
 	}
 
-	items, total, err := s.ListSkillCandidates(ctx, SkillCandidateFilter{Owner: "alice", SkillKey: "login"})
+	items, total, err := s.ListSkillCandidates(ctx, store.SkillCandidateFilter{Owner: "alice", SkillKey: "login"})
 	if err != nil || total != 2 || len(items) != 2 || items[0].ID != "c3" || items[1].ID != "c1" {
 		t.Fatalf("list login = %v total %d, %v", items, total, err)
 	}
-	items, total, err = s.ListSkillCandidates(ctx, SkillCandidateFilter{Owner: "alice", Limit: 1, Offset: 1})
+	items, total, err = s.ListSkillCandidates(ctx, store.SkillCandidateFilter{Owner: "alice", Limit: 1, Offset: 1})
 	if err != nil || total != 3 || len(items) != 1 || items[0].ID != "c2" {
 		t.Fatalf("page = %v total %d, %v", items, total, err)
 	}
 
 	evaluate(t, s, "alice", "c1", false, 10)
 	c1, _ := s.GetSkillCandidate(ctx, "alice", "c1")
-	if c1.Status != SkillRejected || c1.LatestPass == nil || *c1.LatestPass || *c1.LatestScore != 0.5 || !c1.LastEvaluatedAt.Equal(at(10)) {
+	if c1.Status != store.SkillRejected || c1.LatestPass == nil || *c1.LatestPass || *c1.LatestScore != 0.5 || !c1.LastEvaluatedAt.Equal(at(10)) {
 		t.Fatalf("after failing evaluation: %+v", c1)
 	}
 	evaluate(t, s, "alice", "c1", true, 11)
 	c1, _ = s.GetSkillCandidate(ctx, "alice", "c1")
-	if c1.Status != SkillEvaluating || !*c1.LatestPass {
+	if c1.Status != store.SkillEvaluating || !*c1.LatestPass {
 		t.Fatalf("after passing evaluation: %+v", c1)
 	}
-	if _, total, _ := s.ListSkillCandidates(ctx, SkillCandidateFilter{Owner: "alice", Status: SkillEvaluating}); total != 1 {
+	if _, total, _ := s.ListSkillCandidates(ctx, store.SkillCandidateFilter{Owner: "alice", Status: store.SkillEvaluating}); total != 1 {
 		t.Fatalf("status filter total %d", total)
 	}
-	if _, err := s.EvaluateSkillCandidate(ctx, SkillEvaluation{ID: "ev-x", Owner: "bob", CandidateID: "c1", Passed: true, CreatedAt: at(12)}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.EvaluateSkillCandidate(ctx, store.SkillEvaluation{ID: "ev-x", Owner: "bob", CandidateID: "c1", Passed: true, CreatedAt: at(12)}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("foreign evaluation: %v", err)
 	}
 }
 
-func TestSkillPromoteRollbackDelete(t *testing.T) {
+func testSkillPromoteRollbackDelete(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	newCandidate(t, s, "c1", "alice", "login", 1)
 	newCandidate(t, s, "c2", "alice", "login", 2)
 
 	// No evaluation, then a failing one: refused as a rule violation.
-	if _, err := promote(s, "alice", "c1", "r0", StageCanary, 3); !isRule(err) {
+	if _, err := promote(s, "alice", "c1", "r0", store.StageCanary, 3); !isRule(err) {
 		t.Fatalf("promote unevaluated: %v", err)
 	}
 	evaluate(t, s, "alice", "c1", false, 4)
-	if _, err := promote(s, "alice", "c1", "r0", StageCanary, 5); !isRule(err) {
+	if _, err := promote(s, "alice", "c1", "r0", store.StageCanary, 5); !isRule(err) {
 		t.Fatalf("promote after failing evaluation: %v", err)
 	}
-	if _, err := promote(s, "bob", "c1", "r0", StageCanary, 5); !errors.Is(err, ErrNotFound) {
+	if _, err := promote(s, "bob", "c1", "r0", store.StageCanary, 5); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("foreign promote: %v", err)
 	}
 	evaluate(t, s, "alice", "c1", true, 6)
-	r1, err := promote(s, "alice", "c1", "r1", StageStable, 7)
+	r1, err := promote(s, "alice", "c1", "r1", store.StageStable, 7)
 	if err != nil || r1.Version != 1 || !r1.IsActive || r1.SkillKey != "login" || r1.CandidateID != "c1" {
 		t.Fatalf("promote c1 = %+v, %v", r1, err)
 	}
-	if c, _ := s.GetSkillCandidate(ctx, "alice", "c1"); c.Status != SkillPromotedStable || *c.PromotionReleaseID != "r1" {
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c1"); c.Status != store.SkillPromotedStable || *c.PromotionReleaseID != "r1" {
 		t.Fatalf("c1 after promote: %+v", c)
 	}
 	// Rollback of the first release: nothing to go back to.
@@ -118,7 +120,7 @@ func TestSkillPromoteRollbackDelete(t *testing.T) {
 	}
 
 	evaluate(t, s, "alice", "c2", true, 9)
-	r2, err := promote(s, "alice", "c2", "r2", StageStable, 10)
+	r2, err := promote(s, "alice", "c2", "r2", store.StageStable, 10)
 	if err != nil || r2.Version != 2 {
 		t.Fatalf("promote c2 = %+v, %v", r2, err)
 	}
@@ -129,14 +131,14 @@ func TestSkillPromoteRollbackDelete(t *testing.T) {
 		t.Fatalf("active = %+v, %v", act, err)
 	}
 	// A canary beside the stable one does not displace it.
-	if _, err := promote(s, "alice", "c1", "r3", StageCanary, 11); err != nil {
+	if _, err := promote(s, "alice", "c1", "r3", store.StageCanary, 11); err != nil {
 		t.Fatal(err)
 	}
 	if act, _ := s.ActiveSkillRelease(ctx, "alice", "login"); act.ID != "r2" {
 		t.Fatalf("stable must win over canary, got %s", act.ID)
 	}
 	// Deleting a candidate backing an active release is refused.
-	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", Deletion{At: at(12)}); !isRule(err) {
+	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", store.Deletion{At: at(12)}); !isRule(err) {
 		t.Fatalf("delete active candidate: %v", err)
 	}
 	if _, err := s.RollbackSkillRelease(ctx, "alice", "r1", "rx", "alice", at(12)); !isRule(err) {
@@ -144,13 +146,13 @@ func TestSkillPromoteRollbackDelete(t *testing.T) {
 	}
 
 	r4, err := s.RollbackSkillRelease(ctx, "alice", "r2", "r4", "alice", at(13))
-	if err != nil || r4.Version != 4 || r4.CandidateID != "c1" || *r4.RollbackOf != "r2" || !r4.IsActive || r4.Stage != StageStable {
+	if err != nil || r4.Version != 4 || r4.CandidateID != "c1" || *r4.RollbackOf != "r2" || !r4.IsActive || r4.Stage != store.StageStable {
 		t.Fatalf("rollback r2 = %+v, %v", r4, err)
 	}
 	if got, _ := s.GetSkillRelease(ctx, "alice", "r2"); got.IsActive {
 		t.Fatal("r2 still active after rollback")
 	}
-	if c, _ := s.GetSkillCandidate(ctx, "alice", "c2"); c.Status != SkillRolledBack {
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c2"); c.Status != store.SkillRolledBack {
 		t.Fatalf("c2 status %s", c.Status)
 	}
 	if prev, err := s.PreviousSkillRelease(ctx, r4); err != nil || prev.ID != "r2" {
@@ -161,42 +163,42 @@ func TestSkillPromoteRollbackDelete(t *testing.T) {
 		t.Fatalf("second rollback: %v", err)
 	}
 
-	items, total, err := s.ListSkillReleases(ctx, SkillReleaseFilter{Owner: "alice", ActiveOnly: true})
+	items, total, err := s.ListSkillReleases(ctx, store.SkillReleaseFilter{Owner: "alice", ActiveOnly: true})
 	if err != nil || total != 2 || items[0].ID != "r4" || items[1].ID != "r3" {
 		t.Fatalf("active releases = %v total %d, %v", items, total, err)
 	}
-	if _, total, _ := s.ListSkillReleases(ctx, SkillReleaseFilter{Owner: "alice", Stage: StageCanary}); total != 1 {
+	if _, total, _ := s.ListSkillReleases(ctx, store.SkillReleaseFilter{Owner: "alice", Stage: store.StageCanary}); total != 1 {
 		t.Fatalf("canary total %d", total)
 	}
 
 	// Deletes are soft and owner scoped; versions are never reused.
-	if _, err := s.DeleteSkillRelease(ctx, "bob", "r4", Deletion{At: at(15)}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteSkillRelease(ctx, "bob", "r4", store.Deletion{At: at(15)}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("foreign delete: %v", err)
 	}
-	d, err := s.DeleteSkillRelease(ctx, "alice", "r4", Deletion{At: at(15), By: ptr("alice"), Reason: ptr("bad")})
+	d, err := s.DeleteSkillRelease(ctx, "alice", "r4", store.Deletion{At: at(15), By: ptr("alice"), Reason: ptr("bad")})
 	if err != nil || d.IsActive || d.Deleted == nil || *d.Deleted.Reason != "bad" {
 		t.Fatalf("delete r4 = %+v, %v", d, err)
 	}
-	if _, err := s.GetSkillRelease(ctx, "alice", "r4"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetSkillRelease(ctx, "alice", "r4"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted release still visible: %v", err)
 	}
-	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", Deletion{At: at(16)}); err != nil {
+	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", store.Deletion{At: at(16)}); err != nil {
 		t.Fatalf("delete c2: %v", err)
 	}
-	if _, total, _ := s.ListSkillCandidates(ctx, SkillCandidateFilter{Owner: "alice"}); total != 1 {
+	if _, total, _ := s.ListSkillCandidates(ctx, store.SkillCandidateFilter{Owner: "alice"}); total != 1 {
 		t.Fatalf("candidates after delete: %d", total)
 	}
 	evaluate(t, s, "alice", "c1", true, 17)
-	if r, err := promote(s, "alice", "c1", "r6", StageStable, 18); err != nil || r.Version != 5 {
+	if r, err := promote(s, "alice", "c1", "r6", store.StageStable, 18); err != nil || r.Version != 5 {
 		t.Fatalf("version after deletes = %+v, %v", r, err)
 	}
 }
 
-func TestSkillRuns(t *testing.T) {
+func testSkillRuns(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	for i, ok := range []bool{true, false, true} {
-		if err := s.RecordSkillRun(ctx, SkillRun{Owner: "alice", ReleaseID: "r1", Success: ok, DurationMS: int64(i), CreatedAt: at(i)}); err != nil {
+		if err := s.RecordSkillRun(ctx, store.SkillRun{Owner: "alice", ReleaseID: "r1", Success: ok, DurationMS: int64(i), CreatedAt: at(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,36 +1,14 @@
-package store
+package sqlstore
 
 import (
+	"github.com/bay-sandbox/bay/store"
+
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// Sandbox is the stored fact of a sandbox. Its status is not here: the
-// gateway derives it from SessionID and the live session.
-type Sandbox struct {
-	ID, Owner, ProfileID, CargoID string
-	// SessionID is the current session, "" for none.
-	SessionID string
-	// TTLSeconds is the requested lifetime, 0 for no expiry.
-	TTLSeconds    int64
-	CreatedAt     time.Time
-	ExpiresAt     *time.Time
-	IdleExpiresAt *time.Time
-	// Warm marks an unclaimed warm-pool member: never listed to users, never
-	// idle-reaped.
-	Warm bool
-}
-
-// SandboxFilter selects a page of a user's sandboxes. Owner "" lists every
-// owner's (operator use).
-type SandboxFilter struct {
-	Owner  string
-	Limit  int
-	Cursor string
-}
 
 const sandboxCols = `id, owner, profile_id, cargo_id, session_id, ttl_seconds, created_at, expires_at, idle_expires_at, warm`
 
@@ -47,16 +25,16 @@ const (
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSandbox(r scanner) (Sandbox, error) {
+func scanSandbox(r scanner) (store.Sandbox, error) {
 	var (
-		sb           Sandbox
+		sb           store.Sandbox
 		created      int64
 		expires, idl sql.NullInt64
 		warm         int
 	)
 	if err := r.Scan(&sb.ID, &sb.Owner, &sb.ProfileID, &sb.CargoID, &sb.SessionID, &sb.TTLSeconds,
 		&created, &expires, &idl, &warm); err != nil {
-		return Sandbox{}, err
+		return store.Sandbox{}, err
 	}
 	sb.CreatedAt = fromMS(created)
 	sb.ExpiresAt = fromNullMS(expires)
@@ -66,13 +44,13 @@ func scanSandbox(r scanner) (Sandbox, error) {
 }
 
 // querySandboxes runs a read returning whole sandbox rows.
-func (s *SQLite) querySandboxes(ctx context.Context, q string, args ...any) ([]Sandbox, error) {
+func (s *DB) querySandboxes(ctx context.Context, q string, args ...any) ([]store.Sandbox, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Sandbox
+	var out []store.Sandbox
 	for rows.Next() {
 		sb, err := scanSandbox(rows)
 		if err != nil {
@@ -87,7 +65,7 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func insertSandbox(ctx context.Context, e execer, sb Sandbox) error {
+func insertSandbox(ctx context.Context, e execer, sb store.Sandbox) error {
 	_, err := e.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`) VALUES (`+placeholders(10)+`)`,
 		sb.ID, sb.Owner, sb.ProfileID, sb.CargoID, sb.SessionID, sb.TTLSeconds,
 		ms(sb.CreatedAt), msPtr(sb.ExpiresAt), msPtr(sb.IdleExpiresAt), boolInt(sb.Warm))
@@ -95,12 +73,12 @@ func insertSandbox(ctx context.Context, e execer, sb Sandbox) error {
 }
 
 // CreateSandbox inserts a sandbox; ErrConflict if the id exists.
-func (s *SQLite) CreateSandbox(ctx context.Context, sb Sandbox) error {
+func (s *DB) CreateSandbox(ctx context.Context, sb store.Sandbox) error {
 	if sb.ID == "" {
 		return errors.New("create sandbox: empty id")
 	}
 	if err := insertSandbox(ctx, s.w, sb); err != nil {
-		return insertErr("sandbox", sb.ID, err)
+		return s.insertErr("sandbox", sb.ID, err)
 	}
 	return nil
 }
@@ -108,7 +86,7 @@ func (s *SQLite) CreateSandbox(ctx context.Context, sb Sandbox) error {
 // CreateSandboxWithCargo inserts a sandbox and its managed cargo in one
 // transaction, so the orphan-cargo GC never sees the cargo without its
 // sandbox. ErrConflict if either id exists (then neither is stored).
-func (s *SQLite) CreateSandboxWithCargo(ctx context.Context, sb Sandbox, c Cargo) error {
+func (s *DB) CreateSandboxWithCargo(ctx context.Context, sb store.Sandbox, c store.Cargo) error {
 	if sb.ID == "" || c.ID == "" {
 		return errors.New("create sandbox with cargo: empty id")
 	}
@@ -119,14 +97,14 @@ func (s *SQLite) CreateSandboxWithCargo(ctx context.Context, sb Sandbox, c Cargo
 		return insertSandbox(ctx, tx, sb)
 	})
 	if err != nil {
-		return insertErr("sandbox with cargo", sb.ID, err)
+		return s.insertErr("sandbox with cargo", sb.ID, err)
 	}
 	return nil
 }
 
 // GetSandbox returns one sandbox. owner "" matches any owner (internal use);
 // a sandbox of another owner is ErrNotFound.
-func (s *SQLite) GetSandbox(ctx context.Context, owner, id string) (Sandbox, error) {
+func (s *DB) GetSandbox(ctx context.Context, owner, id string) (store.Sandbox, error) {
 	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE id = ?`
 	args := []any{id}
 	if owner != "" {
@@ -135,10 +113,10 @@ func (s *SQLite) GetSandbox(ctx context.Context, owner, id string) (Sandbox, err
 	}
 	sb, err := scanSandbox(s.r.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, ErrNotFound)
+		return store.Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, err)
+		return store.Sandbox{}, fmt.Errorf("get sandbox %s: %w", id, err)
 	}
 	return sb, nil
 }
@@ -147,24 +125,25 @@ func (s *SQLite) GetSandbox(ctx context.Context, owner, id string) (Sandbox, err
 // (created_at DESC, id DESC), and the cursor of the next page ("" at the
 // end). A cursor this store did not produce is an error wrapping
 // ErrInvalidCursor.
-func (s *SQLite) ListSandboxes(ctx context.Context, f SandboxFilter) ([]Sandbox, string, error) {
+func (s *DB) ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]store.Sandbox, string, error) {
 	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE warm = 0`
 	var args []any
 	if f.Owner != "" {
 		q += ` AND owner = ?`
 		args = append(args, f.Owner)
 	}
-	out, next, err := keysetPage(ctx, s.querySandboxes, q, args, f.Cursor, f.Limit)
+	out, next, err := keysetPage(ctx, s.querySandboxes, sandboxKey, q, args, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sandboxes: %w", err)
 	}
 	return out, next, nil
 }
-
-func (sb Sandbox) pageKey() cursorKey { return cursorKey{createdMS: ms(sb.CreatedAt), id: sb.ID} }
+func sandboxKey(sb store.Sandbox) cursorKey {
+	return cursorKey{createdMS: ms(sb.CreatedAt), id: sb.ID}
+}
 
 // CountSandboxes counts an owner's non-warm sandboxes ("" = all owners).
-func (s *SQLite) CountSandboxes(ctx context.Context, owner string) (int, error) {
+func (s *DB) CountSandboxes(ctx context.Context, owner string) (int, error) {
 	q := `SELECT COUNT(*) FROM sandboxes WHERE warm = 0`
 	var args []any
 	if owner != "" {
@@ -182,7 +161,7 @@ func (s *SQLite) CountSandboxes(ctx context.Context, owner string) (int, error) 
 // error. A user's (non-warm) sandbox leaves a tombstone (see
 // SandboxTombstoned) in the same transaction; its time is the wall clock,
 // used only to purge old tombstones.
-func (s *SQLite) DeleteSandbox(ctx context.Context, id string) error {
+func (s *DB) DeleteSandbox(ctx context.Context, id string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sandbox_tombstones (id, owner, deleted_at)
 			SELECT id, owner, ? FROM sandboxes WHERE id = ? AND warm = 0`, ms(time.Now()), id); err != nil {
@@ -199,7 +178,7 @@ func (s *SQLite) DeleteSandbox(ctx context.Context, id string) error {
 
 // SetSession records the sandbox's current session ("" clears it).
 // ErrNotFound if the sandbox is gone.
-func (s *SQLite) SetSession(ctx context.Context, id, sessionID string) error {
+func (s *DB) SetSession(ctx context.Context, id, sessionID string) error {
 	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET session_id = ? WHERE id = ?`, sessionID, id)); err != nil {
 		return fmt.Errorf("set session of sandbox %s: %w", id, err)
 	}
@@ -208,7 +187,7 @@ func (s *SQLite) SetSession(ctx context.Context, id, sessionID string) error {
 
 // SetIdleExpiry sets (nil clears) the idle deadline. ErrNotFound if the
 // sandbox is gone.
-func (s *SQLite) SetIdleExpiry(ctx context.Context, id string, t *time.Time) error {
+func (s *DB) SetIdleExpiry(ctx context.Context, id string, t *time.Time) error {
 	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?`, msPtr(t), id)); err != nil {
 		return fmt.Errorf("set idle expiry of sandbox %s: %w", id, err)
 	}
@@ -217,7 +196,7 @@ func (s *SQLite) SetIdleExpiry(ctx context.Context, id string, t *time.Time) err
 
 // SetExpiry sets (nil clears) the TTL deadline. ErrNotFound if the sandbox
 // is gone.
-func (s *SQLite) SetExpiry(ctx context.Context, id string, t *time.Time) error {
+func (s *DB) SetExpiry(ctx context.Context, id string, t *time.Time) error {
 	if err := mustAffect(s.w.ExecContext(ctx, `UPDATE sandboxes SET expires_at = ? WHERE id = ?`, msPtr(t), id)); err != nil {
 		return fmt.Errorf("set expiry of sandbox %s: %w", id, err)
 	}
@@ -230,8 +209,8 @@ func (s *SQLite) SetExpiry(ctx context.Context, id string, t *time.Time) error {
 // The pick and the update are one statement inside one IMMEDIATE
 // transaction, so concurrent claims (in this or another process) never get
 // the same row.
-func (s *SQLite) ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (Sandbox, bool, error) {
-	var sb Sandbox
+func (s *DB) ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error) {
+	var sb store.Sandbox
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		sb, err = scanSandbox(tx.QueryRowContext(ctx, `UPDATE sandboxes
@@ -248,17 +227,17 @@ func (s *SQLite) ClaimWarm(ctx context.Context, profileID, owner string, now tim
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return Sandbox{}, false, nil
+		return store.Sandbox{}, false, nil
 	}
 	if err != nil {
-		return Sandbox{}, false, fmt.Errorf("claim warm sandbox of profile %s: %w", profileID, err)
+		return store.Sandbox{}, false, fmt.Errorf("claim warm sandbox of profile %s: %w", profileID, err)
 	}
 	return sb, true, nil
 }
 
 // ListWarm returns the unclaimed warm sandboxes of a profile ("" = all),
 // oldest first.
-func (s *SQLite) ListWarm(ctx context.Context, profileID string) ([]Sandbox, error) {
+func (s *DB) ListWarm(ctx context.Context, profileID string) ([]store.Sandbox, error) {
 	q := `SELECT ` + sandboxCols + ` FROM sandboxes WHERE warm = 1`
 	var args []any
 	if profileID != "" {
@@ -275,7 +254,7 @@ func (s *SQLite) ListWarm(ctx context.Context, profileID string) ([]Sandbox, err
 
 // ListIdleExpired returns non-warm sandboxes with a session whose idle
 // deadline is before now.
-func (s *SQLite) ListIdleExpired(ctx context.Context, now time.Time) ([]Sandbox, error) {
+func (s *DB) ListIdleExpired(ctx context.Context, now time.Time) ([]store.Sandbox, error) {
 	out, err := s.querySandboxes(ctx, qIdleExpired, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("list idle-expired sandboxes: %w", err)
@@ -285,7 +264,7 @@ func (s *SQLite) ListIdleExpired(ctx context.Context, now time.Time) ([]Sandbox,
 
 // ListExpired returns sandboxes (warm included) whose TTL deadline is before
 // now.
-func (s *SQLite) ListExpired(ctx context.Context, now time.Time) ([]Sandbox, error) {
+func (s *DB) ListExpired(ctx context.Context, now time.Time) ([]store.Sandbox, error) {
 	out, err := s.querySandboxes(ctx, qExpired, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("list expired sandboxes: %w", err)
@@ -295,7 +274,7 @@ func (s *SQLite) ListExpired(ctx context.Context, now time.Time) ([]Sandbox, err
 
 // ListWithSession returns every sandbox (warm included) that records a
 // session, for re-adopting sessions after a restart.
-func (s *SQLite) ListWithSession(ctx context.Context) ([]Sandbox, error) {
+func (s *DB) ListWithSession(ctx context.Context) ([]store.Sandbox, error) {
 	out, err := s.querySandboxes(ctx, qWithSession)
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes with session: %w", err)

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/bay-sandbox/bay/store"
 )
 
-func execIDs(es []Execution) []string {
+func execIDs(es []store.Execution) []string {
 	out := make([]string, 0, len(es))
 	for _, e := range es {
 		out = append(out, e.ID)
@@ -16,12 +18,12 @@ func execIDs(es []Execution) []string {
 	return out
 }
 
-func TestExecutions(t *testing.T) {
+func testExecutions(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
-	s := memStore(t)
+	s := newDB(t)()
 	// e0..e9 on sb1, oldest first; e10 on sb2; e11 foreign. e8 and e9 share
 	// a millisecond: insertion order decides which is newer.
-	seed := []Execution{
+	seed := []store.Execution{
 		{ExecType: "python", Success: true, Tags: ptr("data,plot")},
 		{ExecType: "shell", Success: false, Description: ptr("ls")},
 		{ExecType: "python", Success: true, Notes: ptr("remember"), Tags: ptr("Data_Set")},
@@ -44,7 +46,7 @@ func TestExecutions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, e := range []Execution{
+	for _, e := range []store.Execution{
 		{ID: "e10", SandboxID: "sb2", Owner: "alice", ExecType: "python", Success: true, CreatedAt: at(20)},
 		{ID: "e11", SandboxID: "sb3", Owner: "bob", ExecType: "python", Success: true, Tags: ptr("data"), CreatedAt: at(20)},
 	} {
@@ -52,7 +54,7 @@ func TestExecutions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateExecution(ctx, Execution{ID: "e1", SandboxID: "sb1", Owner: "alice", ExecType: "shell", CreatedAt: t0}); !errors.Is(err, ErrConflict) {
+	if err := s.CreateExecution(ctx, store.Execution{ID: "e1", SandboxID: "sb1", Owner: "alice", ExecType: "shell", CreatedAt: t0}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate: %v; want ErrConflict", err)
 	}
 
@@ -66,33 +68,33 @@ func TestExecutions(t *testing.T) {
 		t.Fatalf("e7 = %+v", got)
 	}
 
-	base := ExecutionFilter{Owner: "alice", SandboxID: "sb1"}
-	with := func(mod func(*ExecutionFilter)) ExecutionFilter { f := base; mod(&f); return f }
+	base := store.ExecutionFilter{Owner: "alice", SandboxID: "sb1"}
+	with := func(mod func(*store.ExecutionFilter)) store.ExecutionFilter { f := base; mod(&f); return f }
 	cases := []struct {
 		name  string
-		f     ExecutionFilter
+		f     store.ExecutionFilter
 		want  []string
 		total int
 	}{
 		{"all newest first, insertion breaks ties", base,
 			[]string{"e9", "e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1", "e0"}, 10},
-		{"limit", with(func(f *ExecutionFilter) { f.Limit = 3 }), []string{"e9", "e8", "e7"}, 10},
-		{"limit offset", with(func(f *ExecutionFilter) { f.Limit = 3; f.Offset = 8 }), []string{"e1", "e0"}, 10},
-		{"offset past end", with(func(f *ExecutionFilter) { f.Offset = 50 }), []string{}, 10},
-		{"exec type", with(func(f *ExecutionFilter) { f.ExecType = "python" }), []string{"e7", "e5", "e2", "e0"}, 4},
-		{"success only", with(func(f *ExecutionFilter) { f.SuccessOnly = true; f.ExecType = "shell" }), []string{"e9", "e8", "e6"}, 3},
-		{"has notes (empty is none)", with(func(f *ExecutionFilter) { f.HasNotes = true }), []string{"e2"}, 1},
-		{"has description", with(func(f *ExecutionFilter) { f.HasDescription = true }), []string{"e1"}, 1},
-		{"tags any, case-insensitive substring", with(func(f *ExecutionFilter) { f.Tags = []string{"DATA", "log"} }),
+		{"limit", with(func(f *store.ExecutionFilter) { f.Limit = 3 }), []string{"e9", "e8", "e7"}, 10},
+		{"limit offset", with(func(f *store.ExecutionFilter) { f.Limit = 3; f.Offset = 8 }), []string{"e1", "e0"}, 10},
+		{"offset past end", with(func(f *store.ExecutionFilter) { f.Offset = 50 }), []string{}, 10},
+		{"exec type", with(func(f *store.ExecutionFilter) { f.ExecType = "python" }), []string{"e7", "e5", "e2", "e0"}, 4},
+		{"success only", with(func(f *store.ExecutionFilter) { f.SuccessOnly = true; f.ExecType = "shell" }), []string{"e9", "e8", "e6"}, 3},
+		{"has notes (empty is none)", with(func(f *store.ExecutionFilter) { f.HasNotes = true }), []string{"e2"}, 1},
+		{"has description", with(func(f *store.ExecutionFilter) { f.HasDescription = true }), []string{"e1"}, 1},
+		{"tags any, case-insensitive substring", with(func(f *store.ExecutionFilter) { f.Tags = []string{"DATA", "log"} }),
 			[]string{"e4", "e2", "e0"}, 3},
-		{"tag with wildcard characters is literal", with(func(f *ExecutionFilter) { f.Tags = []string{"0%"} }), []string{"e6"}, 1},
-		{"underscore is literal", with(func(f *ExecutionFilter) { f.Tags = []string{"a_s"} }), []string{"e2"}, 1},
-		{"blank tags ignored", with(func(f *ExecutionFilter) { f.Tags = []string{" ", ""} }),
+		{"tag with wildcard characters is literal", with(func(f *store.ExecutionFilter) { f.Tags = []string{"0%"} }), []string{"e6"}, 1},
+		{"underscore is literal", with(func(f *store.ExecutionFilter) { f.Tags = []string{"a_s"} }), []string{"e2"}, 1},
+		{"blank tags ignored", with(func(f *store.ExecutionFilter) { f.Tags = []string{" ", ""} }),
 			[]string{"e9", "e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1", "e0"}, 10},
-		{"tags and limit", with(func(f *ExecutionFilter) { f.Tags = []string{"data"}; f.Limit = 1 }), []string{"e2"}, 2},
-		{"other sandbox", ExecutionFilter{Owner: "alice", SandboxID: "sb2"}, []string{"e10"}, 1},
-		{"foreign owner", ExecutionFilter{Owner: "mallory", SandboxID: "sb1"}, []string{}, 0},
-		{"every sandbox of an owner", ExecutionFilter{Owner: "alice", Tags: []string{"data"}}, []string{"e2", "e0"}, 2},
+		{"tags and limit", with(func(f *store.ExecutionFilter) { f.Tags = []string{"data"}; f.Limit = 1 }), []string{"e2"}, 2},
+		{"other sandbox", store.ExecutionFilter{Owner: "alice", SandboxID: "sb2"}, []string{"e10"}, 1},
+		{"foreign owner", store.ExecutionFilter{Owner: "mallory", SandboxID: "sb1"}, []string{}, 0},
+		{"every sandbox of an owner", store.ExecutionFilter{Owner: "alice", Tags: []string{"data"}}, []string{"e2", "e0"}, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,26 +115,26 @@ func TestExecutions(t *testing.T) {
 			t.Errorf("last %q = %s, %v; want %s", typ, e.ID, err, want)
 		}
 	}
-	if _, err := s.LastExecution(ctx, "alice", "sb2", "shell"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.LastExecution(ctx, "alice", "sb2", "shell"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("last of a type never run: %v; want ErrNotFound", err)
 	}
 
 	// Patch: nil leaves a field, a value sets it, an explicit empty string is kept.
-	up, err := s.UpdateExecution(ctx, "alice", "sb1", "e0", ExecutionPatch{Notes: ptr("n1"), Description: ptr("d1")})
+	up, err := s.UpdateExecution(ctx, "alice", "sb1", "e0", store.ExecutionPatch{Notes: ptr("n1"), Description: ptr("d1")})
 	if err != nil || up.Notes == nil || *up.Notes != "n1" || *up.Description != "d1" || up.Tags == nil || *up.Tags != "data,plot" {
 		t.Fatalf("patch 1 = %+v, %v", up, err)
 	}
-	up, err = s.UpdateExecution(ctx, "alice", "sb1", "e0", ExecutionPatch{Tags: ptr("x,y"), Notes: ptr("")})
+	up, err = s.UpdateExecution(ctx, "alice", "sb1", "e0", store.ExecutionPatch{Tags: ptr("x,y"), Notes: ptr("")})
 	if err != nil || *up.Tags != "x,y" || *up.Notes != "" || *up.Description != "d1" || up.Code != "code 0" {
 		t.Fatalf("patch 2 = %+v, %v", up, err)
 	}
 	if again, _ := s.GetExecution(ctx, "", "", "e0"); *again.Tags != "x,y" || *again.Notes != "" {
 		t.Fatalf("patch not stored: %+v", again)
 	}
-	if _, err := s.UpdateExecution(ctx, "alice", "sb2", "e0", ExecutionPatch{Notes: ptr("x")}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.UpdateExecution(ctx, "alice", "sb2", "e0", store.ExecutionPatch{Notes: ptr("x")}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("patch through another sandbox: %v", err)
 	}
-	if _, err := s.UpdateExecution(ctx, "alice", "sb1", "nope", ExecutionPatch{}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.UpdateExecution(ctx, "alice", "sb1", "nope", store.ExecutionPatch{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("patch missing: %v", err)
 	}
 
@@ -142,7 +144,7 @@ func TestExecutions(t *testing.T) {
 	if got, total, err := s.ListExecutions(ctx, base); err != nil || len(got) != 0 || total != 0 {
 		t.Fatalf("after delete: %v %d %v", execIDs(got), total, err)
 	}
-	if _, total, _ := s.ListExecutions(ctx, ExecutionFilter{SandboxID: "sb2"}); total != 1 {
+	if _, total, _ := s.ListExecutions(ctx, store.ExecutionFilter{SandboxID: "sb2"}); total != 1 {
 		t.Fatalf("other sandbox's history touched: total %d", total)
 	}
 }
