@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/allocator"
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
 )
 
 // Store is what a drain reads and removes.

@@ -14,14 +14,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/bay-sandbox/bay/allocator"
-	"github.com/bay-sandbox/bay/gateway/store"
+	"github.com/bay-sandbox/bay/store"
+	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // sessions stands in for the service: Stop releases the session the way
 // the service does (store cleared, compute stopped), DeleteSandbox removes
 // the row and its managed cargo.
 type sessions struct {
-	st      *store.SQLite
+	st      *sqlite.Store
 	compute *compute
 	failFor string
 }
@@ -79,10 +80,10 @@ func (c *compute) DeleteCargo(_ context.Context, cg allocator.Cargo) error {
 
 // fixture: 150 sandboxes (more than one page), each with a managed cargo
 // and a running session, one external cargo, and one orphan session.
-func fixture(t *testing.T) (*store.SQLite, *sessions, *compute) {
+func fixture(t *testing.T) (*sqlite.Store, *sessions, *compute) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "bay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bay.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
