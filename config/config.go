@@ -130,9 +130,23 @@ type Local struct {
 	GracePeriod time.Duration
 	// MountWorkspace gives each container (when the gateway runs as root on
 	// Linux) a private mount namespace with its cargo bound at /workspace,
-	// as on Nomad. Off, containers see the cargo at its host path.
+	// as on Nomad. Off, containers see the cargo at its host path. Only
+	// with Isolation "none": a sandbox always has its cargo at /workspace.
 	MountWorkspace bool
+	// Isolation is IsolationSandbox (the default: every session in a
+	// bubblewrap sandbox of its own) or IsolationNone (plain child
+	// processes, only when set explicitly).
+	Isolation string
+	// SandboxUID is the host uid (and gid) sandboxes run as when the
+	// gateway runs as root; 0 means the launcher's default (64000).
+	SandboxUID int
 }
+
+// Local isolation modes.
+const (
+	IsolationSandbox = "sandbox"
+	IsolationNone    = "none"
+)
 
 // Nomad configures the Nomad allocator. Address, Token, Region, Namespace
 // and TLS fall back to the standard NOMAD_* variables where the file left
@@ -229,7 +243,7 @@ func Default() *Config {
 		},
 		Idempotency: Idempotency{TTL: time.Hour},
 		WarmPool:    WarmPool{Enabled: true},
-		Local:       Local{GracePeriod: 12 * time.Second, MountWorkspace: true},
+		Local:       Local{GracePeriod: 12 * time.Second, MountWorkspace: true, Isolation: IsolationSandbox},
 		Nomad: Nomad{
 			Address:       DefaultNomadAddress,
 			Datacenters:   []string{"*"},

@@ -316,9 +316,11 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 		d.get(a, "runtimes.agent_browser", "agent_browser", &c.Runtimes.AgentBrowser)
 	}
 	if b, ok := first(blocks, "local"); ok {
-		a, _ := d.body(b, attrSchema("grace_period", "mount_workspace"))
+		a, _ := d.body(b, attrSchema("grace_period", "mount_workspace", "isolation", "sandbox_uid"))
 		d.get(a, "local.grace_period", "grace_period", &c.Local.GracePeriod)
 		d.get(a, "local.mount_workspace", "mount_workspace", &c.Local.MountWorkspace)
+		d.get(a, "local.isolation", "isolation", &c.Local.Isolation)
+		d.get(a, "local.sandbox_uid", "sandbox_uid", &c.Local.SandboxUID)
 	}
 	if b, ok := first(blocks, "nomad"); ok {
 		m.nomadBlock = true
@@ -469,6 +471,7 @@ func (c *Config) applyEnv(getenv func(string) string) []error {
 	}
 	setBool("BAY_ALLOW_ANONYMOUS", "auth.allow_anonymous", &c.Auth.AllowAnonymous, false, true)
 	setStr("BAY_ALLOCATOR", "allocator", &c.Allocator, true)
+	setStr("BAY_LOCAL_ISOLATION", "local.isolation", &c.Local.Isolation, true)
 	setStr("BAY_INSTANCE_ID", "instance_id", &c.InstanceID, true)
 	setBool("BAY_GC_ENABLED", "gc.enabled", &c.GC.Enabled, false, true)
 	if v := getenv("BAY_GC_INTERVAL"); v != "" {

@@ -104,6 +104,12 @@ func (c *Config) check(withProfiles bool) []error {
 		positive("gc.interval", c.GC.Interval, c.GC.Interval > 0)
 	}
 	positive("idempotency.ttl", c.Idempotency.TTL, c.Idempotency.TTL > 0)
+	if c.Local.Isolation != IsolationSandbox && c.Local.Isolation != IsolationNone {
+		fail("local.isolation", c.Local.Isolation, "must be %q (the default) or %q, got %q", IsolationSandbox, IsolationNone, c.Local.Isolation)
+	}
+	if c.Local.SandboxUID < 0 || c.Local.SandboxUID > 1<<31-2 {
+		fail("local.sandbox_uid", c.Local.SandboxUID, "must be a uid above 0, got %d", c.Local.SandboxUID)
+	}
 	if c.Local.GracePeriod < 0 {
 		fail("local.grace_period", c.Local.GracePeriod, "must be 0 or more, got %s", c.Local.GracePeriod)
 	}

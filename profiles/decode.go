@@ -30,7 +30,7 @@ func profileSchema() *hcl.BodySchema {
 	s := &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "description"}, {Name: "idle_timeout"}, {Name: "env"},
-			{Name: "warm_pool_size"}, {Name: "warm_rotate_ttl"},
+			{Name: "warm_pool_size"}, {Name: "warm_rotate_ttl"}, {Name: "network"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "restart"},
@@ -162,6 +162,7 @@ func decodeProfile(b *hcl.Block) (Profile, *spans, hcl.Diagnostics) {
 	get("description", &p.Description)
 	get("env", &p.Env)
 	get("warm_pool_size", &p.WarmPoolSize)
+	get("network", &p.Network)
 	if a, ok := attrs["idle_timeout"]; ok {
 		diags = append(diags, DecodeDuration(a, &p.IdleTimeout)...)
 	}

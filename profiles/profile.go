@@ -41,8 +41,18 @@ type Profile struct {
 	WarmPoolSize  int
 	WarmRotateTTL time.Duration
 	Restart       RestartPolicy
-	Containers    []Container
+	// Network is NetworkDefault (outbound network where the host has it)
+	// or NetworkNone (loopback only: the session's containers reach each
+	// other and nothing else).
+	Network    string
+	Containers []Container
 }
+
+// Profile network modes.
+const (
+	NetworkDefault = ""
+	NetworkNone    = "none"
+)
 
 // RestartPolicy is how often, and after what delay, a dead container is
 // restarted in place before the session is given up.

@@ -95,6 +95,9 @@ func (p *Profile) problems() []problem {
 	if p.IdleTimeout <= 0 {
 		add(-1, "idle_timeout", "must be greater than 0, got %s", p.IdleTimeout)
 	}
+	if p.Network != NetworkDefault && p.Network != NetworkNone {
+		add(-1, "network", "must be %q (no outbound network) or left out (outbound network), got %q", NetworkNone, p.Network)
+	}
 	if p.WarmPoolSize < 0 {
 		add(-1, "warm_pool_size", "must be 0 or more, got %d", p.WarmPoolSize)
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Bay's runtimes and tests need on a fresh Debian bookworm:
 # Debian's Chromium and Python (with IPython, matplotlib, numpy), the CNI
-# plugins Nomad's bridge networking uses, and the pinned agent-browser CLI.
+# plugins Nomad's bridge networking uses, bubblewrap and slirp4netns (the
+# local allocator's sandbox), and the pinned agent-browser CLI.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 /usr/bin/python3 -c 'import IPython, matplotlib, numpy' 2>/dev/null || need_apt+=(python3-ipython python3-matplotlib python3-numpy)
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+# The embedded default's sandbox: bubblewrap, and slirp4netns for egress.
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+command -v slirp4netns >/dev/null || need_apt+=(slirp4netns)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing apt packages: ${need_apt[*]}"
   SUDO=""

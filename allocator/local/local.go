@@ -36,6 +36,7 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/sandbox"
 )
 
 // BackendLocalDir is the cargo backend this allocator reports.
@@ -87,6 +88,13 @@ type Config struct {
 	WorkspaceMount string
 	// NoWorkspaceMount always shows the cargo at its own path.
 	NoWorkspaceMount bool
+	// Sandbox, when set, runs every session in a sandbox of its own
+	// (package sandbox): its own user, mount, pid, ipc and uts namespaces
+	// per container and one network namespace per session, as uid 1000
+	// shipyard with the cargo at /workspace, reached through Unix sockets.
+	// WorkspaceMount and NoWorkspaceMount are then unused. Nil runs plain
+	// child processes on loopback ports (isolation = "none").
+	Sandbox *sandbox.Launcher
 }
 
 // DefaultDropEnv returns the gateway's secrets no sandbox process should see.
@@ -133,6 +141,10 @@ type Allocator struct {
 	// own; "" when they see it at its own path.
 	mountAt string
 	spawns  atomic.Int64
+	// box runs sessions in sandboxes (nil: unisolated); runBase holds the
+	// sessions' host directories.
+	box     *sandbox.Launcher
+	runBase string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -168,6 +180,8 @@ type session struct {
 	grace time.Duration // grace of the ending that won
 
 	wg sync.WaitGroup // this session's supervisors
+
+	box *sandbox.Session // its network namespace (isolated only)
 
 	recMu sync.Mutex
 	live  map[*proc]string // live processes → container name, for the record file
@@ -224,7 +238,14 @@ func New(cfg Config, log hclog.Logger) (*Allocator, error) {
 		return nil, fmt.Errorf("local allocator: %w", err)
 	}
 	a.instance = hex.EncodeToString(rnd[:])
-	if a.mountAt, err = a.workspaceMount(); err != nil {
+	if cfg.Sandbox != nil {
+		a.box = cfg.Sandbox
+		if a.runBase, err = a.runDir(); err != nil {
+			return nil, fmt.Errorf("local allocator: session directories: %w", err)
+		}
+		uid, _ := a.box.HostIDs()
+		a.log.Info("sessions run in sandboxes", "host_uid", uid, "cgroups", a.box.Cgroups(), "egress", a.box.Egress())
+	} else if a.mountAt, err = a.workspaceMount(); err != nil {
 		return nil, fmt.Errorf("local allocator: %w", err)
 	}
 	a.cleanupLeftovers()
@@ -272,8 +293,16 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 	req.Report(allocator.PhaseStartingContainers)
 	procs := make([]*proc, len(s.conts))
 	errs := make([]error, len(s.conts))
+	if err := a.startSandbox(startCtx, s); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
 	var wg sync.WaitGroup
 	for i, c := range s.conts {
+		if errs[i] != nil {
+			break
+		}
 		wg.Go(func() {
 			procs[i], errs[i] = a.launch(startCtx, s, c, 0, true)
 			if errs[i] != nil {
@@ -296,6 +325,7 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 		a.mu.Unlock()
 		s.cancel()
 		a.terminateAll(context.Background(), procs, a.cfg.DestroyGrace)
+		s.closeSandbox()
 		a.log.Warn("session start failed", "session", req.SessionID, "error", failure)
 		return nil, fmt.Errorf("%w: %v", allocator.ErrStartFailed, failure)
 	}
@@ -395,7 +425,7 @@ func endpointOf(c *container, p *proc) allocator.Endpoint {
 	return allocator.Endpoint{
 		Container:   c.spec.Name,
 		RuntimeType: c.spec.RuntimeType,
-		URL:         fmt.Sprintf("http://127.0.0.1:%d", p.port),
+		URL:         p.url,
 	}
 }
 
@@ -455,6 +485,7 @@ func (a *Allocator) endSession(ctx context.Context, s *session, grace time.Durat
 	}
 	a.terminateAll(ctx, procs, grace)
 	s.wg.Wait() // a restart in flight kills what it launched
+	s.closeSandbox()
 	a.log.Info("session stopped", "session", s.req.SessionID)
 }
 

@@ -21,6 +21,8 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/runtimes/wire"
+	"github.com/bay-sandbox/bay/sandbox"
 )
 
 // proc is one run of a container's binary.
@@ -32,6 +34,9 @@ type proc struct {
 	startTicks uint64
 	started    time.Time
 	logPath    string
+	url        string             // its endpoint
+	box        *sandbox.Container // isolated runs only
+	oomKills   int                // set before exited is closed
 
 	exited chan struct{} // closed once reaped; state is set before
 	state  *os.ProcessState
@@ -48,6 +53,9 @@ func (p *proc) hasExited() bool {
 
 // exitReason describes how a reaped process ended.
 func (p *proc) exitReason() string {
+	if p.oomKills > 0 {
+		return fmt.Sprintf("out of memory: the kernel killed %d process(es) at the container's memory limit", p.oomKills)
+	}
 	if p.state == nil {
 		return "exited"
 	}
@@ -66,7 +74,10 @@ func (a *Allocator) launch(ctx context.Context, s *session, c *container, prefer
 	var lastErr error
 	for attempt := 0; attempt < a.cfg.PortAttempts; attempt++ {
 		port := 0
-		if attempt == 0 && preferPort > 0 && a.ports.claim(preferPort) {
+		if s.box != nil {
+			// Sandboxed runtimes listen in the session's own network
+			// namespace: no host port, no race for one.
+		} else if attempt == 0 && preferPort > 0 && a.ports.claim(preferPort) {
 			port = preferPort
 		} else {
 			var err error
@@ -76,7 +87,9 @@ func (a *Allocator) launch(ctx context.Context, s *session, c *container, prefer
 		}
 		p, err := a.spawn(s, c, port, first && attempt == 0)
 		if err != nil {
-			a.ports.release(port)
+			if port > 0 {
+				a.ports.release(port)
+			}
 			return nil, fmt.Errorf("container %q: %w", c.spec.Name, err)
 		}
 		if first {
@@ -90,9 +103,9 @@ func (a *Allocator) launch(ctx context.Context, s *session, c *container, prefer
 		}
 		a.terminate(context.Background(), p, a.cfg.DestroyGrace)
 		tail := logTail(p.logPath, 20)
-		lastErr = fmt.Errorf("container %q (%s, port %d): %w%s", c.spec.Name, filepath.Base(c.bin), port, err, formatTail(tail))
+		lastErr = fmt.Errorf("container %q (%s, %s): %w%s", c.spec.Name, filepath.Base(c.bin), p.url, err, formatTail(tail))
 		var ee *errExited
-		if errors.As(err, &ee) && portLost(port, tail) {
+		if s.box == nil && errors.As(err, &ee) && portLost(port, tail) {
 			a.log.Debug("port lost to another process, retrying", "session", s.req.SessionID, "container", c.spec.Name, "port", port)
 			continue
 		}
@@ -131,29 +144,49 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	// Loopback only: the runtimes have no authentication of their own, and
-	// both default to listening on every interface.
-	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", s.cargoDir}
-	if a.mountAt != "" {
-		args = append(args, "--mount-workspace", a.mountAt)
-	}
-	fmt.Fprintf(logFile, "--- bay: %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), c.bin, strings.Join(args, " "))
-	cmd := exec.Command(c.bin, args...)
-	cmd.Dir = s.cargoDir
 	tag := fmt.Sprintf("%s/%s/%s/%d", a.instance, s.req.SessionID, c.spec.Name, a.spawns.Add(1))
-	cmd.Env = append(slices.Clip(c.env), "PORT="+strconv.Itoa(port), tagEnv+"="+tag)
+	var cmd *exec.Cmd
+	var box *sandbox.Container
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if s.box != nil {
+		box, url, err = a.sandboxCommand(s, c, append(slices.Clip(c.env), tagEnv+"="+tag))
+		if err != nil {
+			return nil, err
+		}
+		cmd = box.Cmd
+		fmt.Fprintf(logFile, "--- bay: %s %s (sandboxed, %s)\n", time.Now().UTC().Format(time.RFC3339Nano), c.bin, url)
+	} else {
+		// Loopback only: the runtimes have no authentication of their own, and
+		// both default to listening on every interface.
+		args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", s.cargoDir}
+		if a.mountAt != "" {
+			args = append(args, "--mount-workspace", a.mountAt)
+		}
+		fmt.Fprintf(logFile, "--- bay: %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), c.bin, strings.Join(args, " "))
+		cmd = exec.Command(c.bin, args...)
+		cmd.Dir = s.cargoDir
+		cmd.Env = append(slices.Clip(c.env), "PORT="+strconv.Itoa(port), tagEnv+"="+tag)
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+		if a.mountAt != "" {
+			// The runtime mounts the cargo in it; everything it starts inherits it.
+			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNS
+		}
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// A new session (and so a new process group) per runtime: the group gets
 	// the signals, the session id finds descendants that moved to groups of
 	// their own, and the tag finds those that even left the session
 	// (daemons). Pdeathsig covers a gateway that dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if a.mountAt != "" {
-		// The runtime mounts the cargo in it; everything it starts inherits it.
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNS
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
+		if box != nil {
+			box.Release()
+		}
 		return nil, fmt.Errorf("run %s: %w", c.bin, err)
 	}
 	p := &proc{
@@ -163,6 +196,8 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 		tag:     tag,
 		started: time.Now(),
 		logPath: logPath,
+		url:     url,
+		box:     box,
 		exited:  make(chan struct{}),
 	}
 	if st, err := readProcStat(p.pid); err == nil {
@@ -180,7 +215,12 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 		if n := sweep(p.pid, p.tag); n > 0 {
 			a.log.Debug("killed descendants of an exited runtime", "container", c.spec.Name, "count", n)
 		}
-		a.ports.release(p.port)
+		if p.box != nil {
+			p.oomKills = p.box.OOMKilled()
+			p.box.Release()
+		} else {
+			a.ports.release(p.port)
+		}
 		a.untrack(s, p)
 		close(p.exited)
 	}()
@@ -221,14 +261,15 @@ func logTail(path string, n int) string {
 // waitHealthy polls /health until it answers 200 with a status other than
 // "unhealthy", the process exits, or ctx ends.
 func (a *Allocator) waitHealthy(ctx context.Context, p *proc) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d/health", p.port)
+	base, hc := wire.Endpoint(p.url, a.http)
+	url := base + "/health"
 	t := time.NewTicker(a.cfg.HealthInterval)
 	defer t.Stop()
 	for {
 		if p.hasExited() {
 			return &errExited{p}
 		}
-		if a.healthy(ctx, url) {
+		if a.healthy(ctx, hc, url) {
 			return nil
 		}
 		select {
@@ -244,12 +285,12 @@ func (a *Allocator) waitHealthy(ctx context.Context, p *proc) error {
 	}
 }
 
-func (a *Allocator) healthy(ctx context.Context, url string) bool {
+func (a *Allocator) healthy(ctx context.Context, hc *http.Client, url string) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false
 	}
-	resp, err := a.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}
@@ -386,6 +427,7 @@ func (a *Allocator) giveUp(s *session, reason string) {
 	a.mu.Unlock()
 	s.cancel()
 	a.terminateAll(context.Background(), procs, a.cfg.GracePeriod)
+	s.closeSandbox()
 	a.log.Warn("session gone", "session", s.req.SessionID, "reason", reason)
 	a.emit(allocator.Event{Kind: allocator.SessionGone, SandboxID: s.req.SandboxID, SessionID: s.req.SessionID, Reason: reason})
 }
@@ -411,10 +453,22 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // it.
 func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Container, cargoDir string) []string {
 	e := newEnvList()
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !dropped(k, a.cfg.DropEnv) {
-			e.addKV(kv)
+	if a.box != nil {
+		// A sandbox inherits nothing of the gateway's environment: a
+		// system PATH and the locale, then what the runtime type needs.
+		e.set("PATH", sandboxPath)
+		for _, k := range []string{"LANG", "LC_ALL", "TZ"} {
+			if v, ok := os.LookupEnv(k); ok {
+				e.set(k, v)
+			}
+		}
+		cargoDir = sandbox.Workspace
+	} else {
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			if !dropped(k, a.cfg.DropEnv) {
+				e.addKV(kv)
+			}
 		}
 	}
 	for _, kv := range a.cfg.ExtraEnv[spec.RuntimeType] {

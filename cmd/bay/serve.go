@@ -102,7 +102,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "bay", Level: hclog.LevelFromString(cfg.LogLevel), Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00",
 	})
-	return runGateway(ctx, cfg, log, stdout)
+	return runGateway(ctx, cfg, configPaths(f.config), log, stdout)
 }
 
 // loadConfig loads and validates config files as serve does.
@@ -114,7 +114,7 @@ func loadConfig(paths ...string) (*config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout io.Writer) error {
+func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, log hclog.Logger, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -128,7 +128,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log hclog.Logger, stdou
 	}
 	defer st.Close()
 
-	alloc, err := newAllocator(cfg, dataDir, log)
+	alloc, err := newAllocator(cfg, dataDir, configFiles, log)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func startTimeout(cfg *config.Config) time.Duration {
 	return 2 * time.Minute
 }
 
-func newAllocator(cfg *config.Config, dataDir string, log hclog.Logger) (allocator.Allocator, error) {
+func newAllocator(cfg *config.Config, dataDir string, configFiles []string, log hclog.Logger) (allocator.Allocator, error) {
 	bins, err := runtimeBinaries(cfg)
 	if err != nil {
 		return nil, err
@@ -236,9 +236,13 @@ func newAllocator(cfg *config.Config, dataDir string, log hclog.Logger) (allocat
 				extra[rt] = append(extra[rt], k+"="+v)
 			}
 		}
+		box, err := newSandbox(cfg, dataDir, configFiles, bins, extra)
+		if err != nil {
+			return nil, err
+		}
 		a, err := local.New(local.Config{
 			DataDir: dataDir, Binaries: bins, ExtraEnv: extra, GracePeriod: cfg.Local.GracePeriod,
-			NoWorkspaceMount: !cfg.Local.MountWorkspace,
+			NoWorkspaceMount: !cfg.Local.MountWorkspace, Sandbox: box,
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("start local allocator: %w", err)

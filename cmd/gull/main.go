@@ -2,7 +2,7 @@
 // agent-browser commands through to the CLI for one browser session whose
 // profile lives in the workspace.
 //
-//	gull [--host 0.0.0.0] [--port 8115] [--workspace /workspace] [--agent-browser PATH] [--session NAME] [--mount-workspace /workspace]
+//	gull [--host 0.0.0.0] [--port 8115] [--workspace /workspace] [--agent-browser PATH] [--session NAME] [--mount-workspace /workspace] [--socket /run/bay/gull.sock]
 //
 // --mount-workspace needs a mount namespace of gull's own (the local
 // allocator starts it with CLONE_NEWNS): the --workspace directory is
@@ -24,6 +24,7 @@ import (
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/runtimes/gull"
 	"github.com/bay-sandbox/bay/runtimes/nsmount"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -47,6 +48,7 @@ func run() int {
 	session := flag.String("session", envOr("BAY_SANDBOX_ID", "default"), "agent-browser session name")
 	shutdown := flag.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown budget (browser close included)")
 	mountAt := flag.String("mount-workspace", "", "bind-mount the workspace here first and use it from here; needs root in a mount namespace of gull's own")
+	socket := flag.String("socket", os.Getenv("BAY_RUNTIME_SOCKET"), "also serve on this Unix socket (env BAY_RUNTIME_SOCKET); the sandboxed local allocator reaches gull through it")
 	logLevel := flag.String("log-level", envOr("BAY_LOG_LEVEL", "info"), "log level")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -71,7 +73,12 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := srv.Run(ctx); err != nil {
+	ln, err := wire.Listen(net.JoinHostPort(*host, strconv.Itoa(*port)), *socket)
+	if err != nil {
+		log.Error("start gull", "error", err)
+		return 1
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("gull stopped", "error", err)
 		return 1
 	}

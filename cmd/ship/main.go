@@ -2,7 +2,7 @@
 // and stateful Python over HTTP (API.md §2). It is started by Nomad or by the
 // local allocator with the cargo as its workspace.
 //
-//	ship [--host 0.0.0.0] [--port 8123] [--workspace /workspace] [--python /usr/bin/python3] [--run-as user] [--shutdown-grace 3s] [--mount-workspace /workspace]
+//	ship [--host 0.0.0.0] [--port 8123] [--workspace /workspace] [--python /usr/bin/python3] [--run-as user] [--shutdown-grace 3s] [--mount-workspace /workspace] [--socket /run/bay/ship.sock]
 //
 // Every flag but --mount-workspace falls back to an environment variable:
 // PORT, BAY_SHIP_HOST, BAY_WORKSPACE_PATH, BAY_PYTHON, BAY_RUN_AS,
@@ -24,6 +24,7 @@ import (
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/runtimes/nsmount"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -40,6 +41,7 @@ func run(args []string) int {
 	runAs := fs.String("run-as", os.Getenv("BAY_RUN_AS"), "run shell and python as this user when started as root (env BAY_RUN_AS)")
 	grace := fs.Duration("shutdown-grace", envDuration("BAY_SHUTDOWN_GRACE", 3*time.Second), "how long running requests may finish after SIGTERM (env BAY_SHUTDOWN_GRACE)")
 	mountAt := fs.String("mount-workspace", "", "bind-mount the workspace here first and serve it from here; needs root in a mount namespace of ship's own")
+	socket := fs.String("socket", os.Getenv("BAY_RUNTIME_SOCKET"), "also serve on this Unix socket (env BAY_RUNTIME_SOCKET); the sandboxed local allocator reaches ship through it")
 	logLevel := fs.String("log-level", envStr("BAY_LOG_LEVEL", "info"), "log level (env BAY_LOG_LEVEL)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +69,13 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := srv.Run(ctx); err != nil {
+	ln, err := wire.Listen(srv.Addr(), *socket)
+	if err != nil {
+		srv.Close()
+		log.Error("start ship", "error", err)
+		return 1
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("ship stopped", "error", err)
 		return 1
 	}

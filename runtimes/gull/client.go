@@ -24,7 +24,8 @@ func NewClient(baseURL string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+	base, hc := wire.Endpoint(strings.TrimRight(baseURL, "/"), hc) // unix:// endpoints
+	return &Client{base: base, hc: hc}
 }
 
 // Health asks GET /health. An unhealthy Gull answers 503: the decoded body is

@@ -38,7 +38,8 @@ func NewClient(baseURL string, hc *http.Client) *Client {
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+	base, hc := wire.Endpoint(strings.TrimRight(baseURL, "/"), hc) // unix:// endpoints
+	return &Client{base: base, hc: hc}
 }
 
 func (c *Client) do(ctx context.Context, method, p string, in, out any) error {
