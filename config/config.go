@@ -52,6 +52,7 @@ type Config struct {
 
 	Auth        Auth
 	Server      Server
+	Limits      Limits
 	GC          GC
 	Idempotency Idempotency
 	WarmPool    WarmPool
@@ -241,6 +242,7 @@ func Default() *Config {
 			Enabled: true, Interval: 60 * time.Second,
 			IdleSession: true, ExpiredSandbox: true, OrphanCargo: true, OrphanSession: true,
 		},
+		Limits:      defaultLimits(),
 		Idempotency: Idempotency{TTL: time.Hour},
 		WarmPool:    WarmPool{Enabled: true},
 		Local:       Local{GracePeriod: 12 * time.Second, MountWorkspace: true, Isolation: IsolationSandbox},

@@ -177,7 +177,7 @@ var topSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "auth"}, {Type: "server"}, {Type: "gc"}, {Type: "idempotency"},
 		{Type: "warm_pool"}, {Type: "runtimes"}, {Type: "local"}, {Type: "nomad"},
-		{Type: "consul"}, {Type: "shutdown"}, profiles.BlockSchema(),
+		{Type: "consul"}, {Type: "shutdown"}, {Type: "limits"}, profiles.BlockSchema(),
 	},
 }
 
@@ -322,6 +322,7 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 		d.get(a, "local.isolation", "isolation", &c.Local.Isolation)
 		d.get(a, "local.sandbox_uid", "sandbox_uid", &c.Local.SandboxUID)
 	}
+	c.decodeLimits(d, blocks)
 	if b, ok := first(blocks, "nomad"); ok {
 		m.nomadBlock = true
 		c.decodeNomad(d, b)

@@ -118,6 +118,7 @@ func (c *Config) check(withProfiles bool) []error {
 	if c.Shutdown.DeleteCargos && !c.Shutdown.DrainSessions {
 		fail("shutdown.delete_cargos", c.Shutdown.DeleteCargos, "needs shutdown.drain_sessions = true")
 	}
+	c.checkLimits(fail)
 
 	if c.Allocator == AllocatorNomad {
 		c.checkNomad(fail, oneOf, positive)

@@ -62,6 +62,36 @@ server {
   warmup_on_create = true
 }
 
+# What one client can hold or ask for. Everything here has a safe default.
+limits {
+  # Longest lifetime a sandbox may have from now: caps ttl and every
+  # extend_by (422 naming the bound past it). With a cap, a sandbox created
+  # without ttl gets max_ttl. "0s": no operator cap (ten years still bounds
+  # every ttl so expiry arithmetic cannot overflow).
+  max_ttl = "0s"
+
+  # Reading a request's headers (a connection that sends nothing is closed
+  # after this too), a body stalling between reads, and a keep-alive
+  # connection waiting for its next request. write_timeout "0s": none, so
+  # large downloads to slow clients finish.
+  header_timeout = "20s"
+  body_timeout   = "60s"
+  idle_timeout   = "75s"
+  write_timeout  = "0s"
+
+  # Open client connections, in all and per client address (0: no cap).
+  # At a cap the connection quiet the longest gives way, so idle ones never
+  # lock out a client with a request; when all are busy the newcomer gets
+  # 503 too_many_connections. max_connections is also kept below the open
+  # file limit (raised to its hard limit at start).
+  max_connections        = 16384
+  max_connections_per_ip = 4096
+
+  # JSON bodies over this are refused with 413 payload_too_large while
+  # being read (uploads stream and are not bound by it).
+  max_body_bytes = 67108864
+}
+
 gc {
   # Env: BAY_GC_ENABLED, BAY_GC_INTERVAL.
   enabled  = true

@@ -204,6 +204,9 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if strings.ContainsRune(command, 0) {
+		return apierr.Validation("command must not contain a NUL byte").With(map[string]any{"field": "command"})
+	}
 	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
 	if err != nil {
 		return err
@@ -293,6 +296,9 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if strings.ContainsRune(cmd, 0) {
+		return apierr.Validation("cmd must not contain a NUL byte").With(map[string]any{"field": "cmd"})
+	}
 	timeout, err := intRange("timeout", req.Timeout, 30, 1, 300)
 	if err != nil {
 		return err
@@ -337,6 +343,11 @@ func (s *Server) browserBatch(c *fiber.Ctx) error {
 	}
 	if len(req.Commands) == 0 {
 		return apierr.Schema("commands", "commands must hold at least one command")
+	}
+	for i, cmd := range req.Commands {
+		if strings.ContainsRune(cmd, 0) {
+			return apierr.Validation("commands[%d] must not contain a NUL byte", i).With(map[string]any{"field": fmt.Sprintf("commands[%d]", i)})
+		}
 	}
 	timeout, err := intRange("timeout", req.Timeout, 60, 1, 600)
 	if err != nil {
@@ -535,8 +546,10 @@ func (s *Server) listDir(c *fiber.Ctx) error {
 }
 
 // upload streams a multipart upload to Ship without holding it in memory.
-// The form field "path" usually precedes the file; when it follows, the
-// file is spooled to a temporary file first.
+// The sandbox is looked up (and the caller's right to it checked by the
+// auth middleware) before any of the body is read. The form field "path"
+// usually precedes the file; when it follows, the file is spooled to an
+// unlinked temporary file, which cannot outlive the gateway.
 func (s *Server) upload(c *fiber.Ctx) (err error) {
 	defer func() {
 		// A refused upload leaves the rest of a possibly huge body unread:
@@ -545,22 +558,20 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 			c.Context().SetConnectionClose()
 		}
 	}()
+	if _, err := s.capableSandbox(c, profiles.CapFilesystem); err != nil {
+		return err
+	}
 	ct := c.Get(fiber.HeaderContentType)
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return apierr.Schema("body", "expected multipart/form-data with a file part and a path field")
 	}
-	body := c.Context().RequestBodyStream()
-	if body == nil {
-		body = strings.NewReader(string(c.Body()))
-	}
-	mr := multipart.NewReader(body, params["boundary"])
+	mr := multipart.NewReader(s.bodyReader(c, nil), params["boundary"])
 	var dest string
 	var spooled *os.File
 	defer func() {
 		if spooled != nil {
 			spooled.Close()
-			os.Remove(spooled.Name())
 		}
 	}()
 	var filename string
@@ -574,9 +585,12 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 		}
 		switch part.FormName() {
 		case "path":
-			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			b, err := io.ReadAll(io.LimitReader(part, maxPathBytes+1))
 			if err != nil {
 				return apierr.Schema("path", "read path field: %v", err)
+			}
+			if len(b) > maxPathBytes {
+				return apierr.InvalidPath("path", "path_too_long", fmt.Sprintf("path is longer than %d bytes", maxPathBytes))
 			}
 			dest = string(b)
 		case "file":
@@ -584,10 +598,15 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 			if dest != "" {
 				return s.uploadStream(c, dest, part)
 			}
+			if spooled != nil {
+				return apierr.Schema("file", "multipart field \"file\" given twice")
+			}
 			f, err := os.CreateTemp("", "bay-upload-")
 			if err != nil {
 				return fmt.Errorf("spool upload: %w", err)
 			}
+			// Unlinked at once: the open file is all there is.
+			_ = os.Remove(f.Name())
 			spooled = f
 			if _, err := io.Copy(f, part); err != nil {
 				return apierr.Schema("file", "read file part: %v", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,11 @@ import (
 // wrong type is a 422 (schema error); an empty body is accepted only when
 // optional is true.
 func decodeBody(c *fiber.Ctx, v any, optional bool) error {
-	body := bytes.TrimSpace(c.Body())
+	raw, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	body := bytes.TrimSpace(raw)
 	if len(body) == 0 {
 		if optional {
 			return nil
@@ -29,7 +34,7 @@ func decodeBody(c *fiber.Ctx, v any, optional bool) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return apierr.Schema(te.Field, "field %q must be %s, not %s", te.Field, te.Type.String(), te.Value)
+			return apierr.Schema(te.Field, "field %q must be %s, not %s", te.Field, typeName(te.Type), te.Value)
 		}
 		return apierr.Schema("body", "malformed JSON body: %v", err)
 	}
@@ -46,7 +51,8 @@ func intRange(field string, v *int, def, lo, hi int) (int, error) {
 		return def, nil
 	}
 	if *v < lo || *v > hi {
-		return 0, apierr.Schema(field, "%s must be between %d and %d", field, lo, hi)
+		return 0, apierr.Schema(field, "%s must be between %d and %d, got %d", field, lo, hi, *v).
+			With(map[string]any{"field": field, "min": lo, "max": hi})
 	}
 	return *v, nil
 }
@@ -59,7 +65,8 @@ func queryInt(c *fiber.Ctx, name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < lo || n > hi {
-		return 0, apierr.Schema(name, "query parameter %s must be an integer between %d and %d", name, lo, hi)
+		return 0, apierr.Schema(name, "query parameter %s must be an integer between %d and %d", name, lo, hi).
+			With(map[string]any{"field": name, "min": lo, "max": hi})
 	}
 	return n, nil
 }
@@ -97,4 +104,52 @@ func requiredText(field string, v *string) (string, error) {
 		err = apierr.Validation("%s must not be empty", field)
 	}
 	return s, err
+}
+
+// readBody is the request's body, read with the server's limits (see
+// Server.requestBody).
+func readBody(c *fiber.Ctx) ([]byte, error) {
+	if s, ok := c.Locals(serverKey).(*Server); ok {
+		return s.requestBody(c)
+	}
+	return c.Body(), nil
+}
+
+// typeName names a Go type the way a JSON client thinks of it, with the
+// bounds for integers.
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "an integer between -9223372036854775808 and 9223372036854775807"
+	case reflect.Int32:
+		return "an integer between -2147483648 and 2147483647"
+	case reflect.Uint, reflect.Uint64, reflect.Uint32:
+		return "a non-negative integer"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return typeName(t.Elem())
+	}
+	return t.String()
+}
+
+// int64Range checks an optional int64 field against [lo, hi], filling def
+// when absent. Out of range is a schema error (422) naming the bounds.
+func int64Range(field string, v *int64, def, lo, hi int64) (int64, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < lo || *v > hi {
+		return 0, apierr.Schema(field, "%s must be between %d and %d, got %d", field, lo, hi, *v).
+			With(map[string]any{"field": field, "min": lo, "max": hi})
+	}
+	return *v, nil
 }

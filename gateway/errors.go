@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,7 +37,14 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
 	}
 	rid := requestID(c)
-	body, _ := json.Marshal(envelope{Error: envelopeBody{Code: e.Code, Message: e.Message, RequestID: rid, Details: e.Details}})
+	if rid == "" {
+		// A fasthttp-level error (431, a malformed request, a header
+		// timeout): no middleware ran, and the connection will close.
+		rid = newRequestID()
+		c.Set("X-Request-Id", rid)
+		c.Context().SetConnectionClose()
+	}
+	body, _ := json.Marshal(envelope{Error: envelopeBody{Code: e.Code, Message: scrubAddrs(e.Message), RequestID: rid, Details: e.Details}})
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Status(e.Status).Send(body)
 }
@@ -54,7 +63,14 @@ func (s *Server) toAPIError(c *fiber.Ctx, err error) *apierr.Error {
 		case http.StatusMethodNotAllowed:
 			return apierr.New(fe.Code, apierr.CodeMethodNotAllowed, "%s", fe.Message)
 		case http.StatusRequestEntityTooLarge:
-			return apierr.New(fe.Code, apierr.CodeValidation, "%s", fe.Message)
+			return apierr.New(fe.Code, apierr.CodePayloadTooLarge, "%s", fe.Message)
+		case http.StatusRequestHeaderFieldsTooLarge:
+			return apierr.New(fe.Code, apierr.CodeBadRequest, "request headers are too large")
+		case http.StatusRequestTimeout:
+			return apierr.New(fe.Code, apierr.CodeTimeout, "the request was not received in time")
+		case http.StatusBadGateway:
+			// fiber's name for a connection-level read error.
+			return apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "the request could not be read")
 		case http.StatusUnprocessableEntity, http.StatusBadRequest:
 			return apierr.New(http.StatusUnprocessableEntity, apierr.CodeValidation, "%s", fe.Message)
 		}
@@ -80,6 +96,11 @@ func (s *Server) toAPIError(c *fiber.Ctx, err error) *apierr.Error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) {
+		// The runtime's address is internal: name the failure, not the URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return apierr.New(http.StatusBadGateway, apierr.CodeShipError, "runtime unreachable: %v", err)
 	}
 	s.log.Error("internal error", "method", c.Method(), "path", c.Path(), "request_id", requestID(c), "error", err)
@@ -96,6 +117,10 @@ func runtimeError(we *wire.Error) *apierr.Error {
 		return apierr.New(http.StatusConflict, apierr.CodeConflict, "%s", we.Message).With(we.Details)
 	case we.Status == http.StatusGatewayTimeout || we.Code == wire.CodeTimeout:
 		return apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "%s", we.Message)
+	case we.Status == http.StatusRequestEntityTooLarge:
+		return apierr.New(http.StatusRequestEntityTooLarge, apierr.CodePayloadTooLarge, "%s", we.Message).With(we.Details)
+	case we.Status == http.StatusInsufficientStorage || we.Code == apierr.CodeInsufficientDisk:
+		return apierr.New(http.StatusInsufficientStorage, apierr.CodeInsufficientDisk, "%s", we.Message).With(we.Details)
 	case we.Status >= 400 && we.Status < 500:
 		code := we.Code
 		if code != apierr.CodeInvalidPath {
@@ -104,4 +129,13 @@ func runtimeError(we *wire.Error) *apierr.Error {
 		return apierr.New(http.StatusBadRequest, code, "%s", we.Message).With(we.Details)
 	}
 	return apierr.New(http.StatusBadGateway, apierr.CodeShipError, "runtime error: %s", we.Message)
+}
+
+// internalAddr matches URLs and host:port pairs of runtimes, which must not
+// reach a client (they name the cluster's internal network).
+var internalAddr = regexp.MustCompile(`(?i)\b(?:https?|unix)://[^\s"']+|\b\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}\b|\[[0-9a-f:]+\]:\d{1,5}`)
+
+// scrubAddrs replaces internal addresses in an error message.
+func scrubAddrs(msg string) string {
+	return internalAddr.ReplaceAllString(msg, "<runtime>")
 }

@@ -67,6 +67,8 @@ type harnessOpts struct {
 	warmPoolSize int  // python-warm's pool size (0: no python-warm pool)
 	runWarmPool  bool // run the pool's background loop
 	browser      bool // add browser-python (needs gull, agent-browser, chromium)
+	// gateway adjusts the gateway's config (limits, keys).
+	gateway func(*gateway.Config)
 }
 
 type syncBuffer struct {
@@ -132,7 +134,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	clk := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	svc := service.New(service.Config{StartTimeout: 60 * time.Second, StartWait: 60 * time.Second, Now: clk.Now}, st, alloc, set, log)
-	srv := gateway.New(gateway.Config{APIKeyHashes: []string{gateway.HashKey(testKey)}}, st, svc, alloc, set, log)
+	gwCfg := gateway.Config{APIKeyHashes: []string{gateway.HashKey(testKey)}}
+	if o.gateway != nil {
+		o.gateway(&gwCfg)
+	}
+	srv := gateway.New(gwCfg, st, svc, alloc, set, log)
 	collector := gc.New(gc.Config{Enabled: false, Interval: time.Hour, InstanceID: "test-instance", Now: clk.Now}, st, svc, alloc, log)
 	srv.SetGC(collector)
 	pool := warmpool.New(set.All(), st, svc, log)

@@ -66,7 +66,11 @@ func (l *idemLocks) lock(k string) func() {
 // route's defaults filled, keys sorted.
 func (s *Server) fingerprint(c *fiber.Ctx) (string, error) {
 	body := map[string]any{}
-	if b := bytes.TrimSpace(c.Body()); len(b) > 0 {
+	raw, err := readBody(c)
+	if err != nil {
+		return "", err
+	}
+	if b := bytes.TrimSpace(raw); len(b) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
 		if err := dec.Decode(&body); err != nil {

@@ -104,12 +104,13 @@ func (s *Server) createSandbox(c *fiber.Ctx) error {
 	if !ok {
 		return apierr.Validation("unknown profile %q", profileID).With(map[string]any{"profile": profileID})
 	}
-	var ttl int64
-	if req.TTL != nil {
-		if *req.TTL < 0 {
-			return apierr.Schema("ttl", "ttl must be >= 0 seconds (0 or null: no expiry)")
-		}
-		ttl = *req.TTL
+	ttl, err := int64Range("ttl", req.TTL, 0, 0, s.maxTTLSeconds())
+	if err != nil {
+		return err
+	}
+	if ttl == 0 && s.cfg.MaxTTL > 0 {
+		// The operator caps lifetimes: "no expiry" means the longest allowed.
+		ttl = s.maxTTLSeconds()
 	}
 	if s.cfg.MaxSandboxesPerOwner > 0 {
 		n, err := s.store.CountSandboxes(ctx, own)
@@ -285,12 +286,20 @@ func (s *Server) extendTTL(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if extendBy <= 0 {
+		return apierr.Validation("extend_by must be > 0").With(map[string]any{"field": "extend_by", "min": 1, "max": s.maxTTLSeconds()})
+	}
+	if _, err := int64Range("extend_by", &extendBy, 0, 1, s.maxTTLSeconds()); err != nil {
+		return err
+	}
+	// One extension at a time per sandbox: two concurrent ones must add
+	// up, not race to write the same base plus their own amount (which
+	// could move the expiry backwards from what one caller was told).
+	unlock := s.idem.lock("extend_ttl\x00" + c.Params("id"))
+	defer unlock()
 	sb, err := s.loadSandbox(c)
 	if err != nil {
 		return err
-	}
-	if extendBy <= 0 {
-		return apierr.Validation("extend_by must be > 0")
 	}
 	if sb.ExpiresAt == nil {
 		return apierr.New(http.StatusConflict, apierr.CodeTTLInfinite, "sandbox %s has no TTL to extend", sb.ID)
@@ -304,6 +313,17 @@ func (s *Server) extendTTL(c *fiber.Ctx) error {
 		base = now
 	}
 	e := base.Add(time.Duration(extendBy) * time.Second)
+	if limit := now.Add(time.Duration(s.maxTTLSeconds()) * time.Second); e.After(limit) {
+		room := int64(limit.Sub(base) / time.Second)
+		if room < 0 {
+			room = 0
+		}
+		return apierr.Schema("extend_by", "extend_by of %d s would put the expiry more than %d s from now; at most %d s is allowed",
+			extendBy, s.maxTTLSeconds(), room).With(map[string]any{"field": "extend_by", "min": 1, "max": room})
+	}
+	if !e.After(*sb.ExpiresAt) {
+		return apierr.Validation("extend_by must move the expiry later")
+	}
 	if err := s.store.SetExpiry(c.UserContext(), sb.ID, &e); err != nil {
 		return fmt.Errorf("extend ttl: %w", err)
 	}
@@ -362,4 +382,12 @@ func (s *Server) deleteSandbox(c *fiber.Ctx) error {
 		return err
 	}
 	return c.SendStatus(http.StatusNoContent)
+}
+
+// maxTTLSeconds is the longest ttl or extension a request may ask for.
+func (s *Server) maxTTLSeconds() int64 {
+	if s.cfg.MaxTTL > 0 {
+		return int64(s.cfg.MaxTTL / time.Second)
+	}
+	return int64(MaxTTLCeiling / time.Second)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,8 +58,25 @@ type Config struct {
 	RuntimeGrace time.Duration
 	// DefaultProfile is used when a create request names none.
 	DefaultProfile string
-	// BodyLimit caps non-streamed request bodies (uploads are streamed).
+	// BodyLimit caps JSON request bodies; it is enforced while reading
+	// (uploads are streamed and not bound by it).
 	BodyLimit int
+	// MaxTTL caps ttl and extend_by; 0 means no operator cap (a ceiling of
+	// MaxTTLCeiling still holds so time arithmetic cannot overflow). With a
+	// cap, a sandbox created without a ttl gets MaxTTL.
+	MaxTTL time.Duration
+	// HeaderTimeout bounds reading a request's headers (from its first byte,
+	// or from the accept for a new connection).
+	HeaderTimeout time.Duration
+	// BodyTimeout is the longest a request body may stall between reads.
+	BodyTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no next request.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one response (0 = none: downloads of any
+	// size to slow clients must finish).
+	WriteTimeout time.Duration
+	// Conns are the connection caps.
+	Conns ConnLimits
 	// NoWarmup leaves a new sandbox without compute until its first call.
 	NoWarmup bool
 }
@@ -77,6 +95,7 @@ type Server struct {
 	warm     WarmPool
 	gc       *gc.Collector
 	metrics  *metrics
+	ll       atomic.Pointer[limitListener]
 }
 
 // WarmPool hands out pre-started sandboxes; nil means no warm pool.
@@ -100,7 +119,19 @@ func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, 
 		cfg.DefaultProfile = "python-default"
 	}
 	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 64 << 20
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.MaxTTL < 0 || cfg.MaxTTL > MaxTTLCeiling {
+		cfg.MaxTTL = MaxTTLCeiling
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	s := &Server{
 		cfg: cfg, store: st, svc: svc, alloc: alloc, profiles: ps, log: log.Named("http"),
@@ -113,11 +144,21 @@ func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, 
 		ErrorHandler:          s.errorHandler,
 		// Strings taken from a request outlive it (background warm-up,
 		// metrics labels, logs); fasthttp would reuse their bytes.
-		Immutable:         true,
-		StreamRequestBody: true,
-		BodyLimit:         cfg.BodyLimit,
-		ReadBufferSize:    16 << 10,
-		ReadTimeout:       0,
+		Immutable: true,
+		// Every body is streamed: fasthttp keeps at most streamPrefetch
+		// bytes before the handler runs, so authentication and the sandbox
+		// lookup come before any body is read, and decodeBody enforces
+		// BodyLimit while reading. No multipart pre-parse (it spooled
+		// unauthenticated uploads to temp files).
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    streamPrefetch,
+		ReadBufferSize:               16 << 10,
+		// Idle connections hold no read buffer.
+		ReduceMemoryUsage: true,
+		ReadTimeout:       cfg.HeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
 	})
 	s.routes()
 	return s
@@ -129,13 +170,24 @@ func (s *Server) SetGC(g *gc.Collector) { s.gc = g }
 // SetWarmPool wires the warm pool (optional).
 func (s *Server) SetWarmPool(w WarmPool) { s.warm = w }
 
+// OpenConns is the number of client connections held now (0 before Serve).
+func (s *Server) OpenConns() int {
+	if ll := s.ll.Load(); ll != nil {
+		return ll.Open()
+	}
+	return 0
+}
+
 // App is the Fiber app (for tests and for serving).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully.
+// Serve serves on ln until ctx ends, then shuts down gracefully. The
+// listener is wrapped with the connection caps and accept-error backoff.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ll := newLimitListener(ln, s.cfg.Conns, s.log.Named("conns"))
+	s.ll.Store(ll)
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
+	go func() { errc <- s.app.Listener(ll) }()
 	select {
 	case err := <-errc:
 		return err
@@ -161,6 +213,7 @@ func newRuntimeHTTPClient() *http.Client {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.requestIDMiddleware)
+	app.Use(s.connMiddleware)
 	app.Use(s.metricsMiddleware)
 	app.Get("/metrics", s.serveMetrics)
 	app.Get("/health", func(c *fiber.Ctx) error {
@@ -222,18 +275,36 @@ func (s *Server) routes() {
 	})
 }
 
-const requestIDKey = "request_id"
+const (
+	requestIDKey = "request_id"
+	serverKey    = "bay_server"
+)
 
 func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
 	rid := c.Get("X-Request-Id")
-	if rid == "" || len(rid) > 128 {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		rid = "req-" + hex.EncodeToString(b[:])
+	if rid == "" || len(rid) > 128 || !printableASCII(rid) {
+		rid = newRequestID()
 	}
 	c.Locals(requestIDKey, rid)
+	c.Locals(serverKey, s)
 	c.Set("X-Request-Id", rid)
 	return c.Next()
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "req-" + hex.EncodeToString(b[:])
+}
+
+// printableASCII reports whether s can be echoed in a header and a body.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func requestID(c *fiber.Ctx) string {

@@ -150,11 +150,13 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 	if err != nil {
 		return fmt.Errorf("set up credentials: %w", err)
 	}
-	srv := gateway.New(gateway.Config{
+	gwCfg := gateway.Config{
 		APIKeyHashes: hashes, AllowAnonymous: cfg.Auth.AllowAnonymous,
 		MaxSandboxesPerOwner: cfg.Server.MaxSandboxesPerOwner, IdempotencyTTL: cfg.Idempotency.TTL,
 		NoWarmup: !cfg.Server.WarmupOnCreate,
-	}, st, svc, alloc, cfg.Profiles, log)
+	}
+	applyLimits(&gwCfg, cfg.Limits, log)
+	srv := gateway.New(gwCfg, st, svc, alloc, cfg.Profiles, log)
 
 	collector := gc.New(gc.Config{
 		Enabled: cfg.GC.Enabled, Interval: cfg.GC.Interval, InstanceID: cfg.InstanceID,

@@ -26,6 +26,10 @@ const (
 	CodeTimeout          = "timeout"
 	CodeInternal         = "internal_error"
 	CodeMethodNotAllowed = "method_not_allowed"
+	CodePayloadTooLarge  = "payload_too_large"
+	CodeInsufficientDisk = "insufficient_storage"
+	CodeForbidden        = "forbidden"
+	CodeBadRequest       = "bad_request"
 )
 
 // Error is an error the client should see as is.

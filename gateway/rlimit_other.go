@@ -1,0 +1,6 @@
+//go:build !unix
+
+package gateway
+
+// RaiseFileLimit is a no-op where there is no RLIMIT_NOFILE.
+func RaiseFileLimit() (uint64, error) { return 0, nil }
