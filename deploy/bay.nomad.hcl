@@ -2,8 +2,13 @@
 # starts every sandbox session as a Nomad job of its own.
 #
 #   nomad volume create deploy/bay-data.volume.hcl      # once: the state volume
+#   nomad acl policy apply -namespace default -job bay bay-gateway examples/acl/bay-policy.hcl
 #   nomad var put nomad/jobs/bay BAY_API_KEY=<key>      # optional: secrets
 #   nomad job run -var image=bay:1.2.3 -var "config=$(cat bay.hcl)" deploy/bay.nomad.hcl
+#
+# With ACLs, the policy bound to the job (-job bay) gives the gateway's
+# workload identity (its NOMAD_TOKEN, see the identity block) what it needs:
+# no long-lived token. Without ACLs the policy step is not needed.
 #
 # Secrets never sit in this file: every item of the Nomad variable
 # nomad/jobs/bay becomes an environment variable of the gateway (BAY_API_KEY,
@@ -80,6 +85,12 @@ variable "config" {
   description = "The gateway's bay.hcl. data_dir, bind_addr, port and instance_id are set by this job's environment and override the file."
   default     = <<-EOT
     allocator = "nomad"
+
+    # nomad job stop bay: stop every session first; cargos are kept.
+    shutdown {
+      drain_sessions = true
+      timeout        = "60s"
+    }
 
     nomad {
       datacenters    = ["*"]
@@ -197,7 +208,14 @@ job "bay" {
       config {
         image = var.image
         ports = ["http"]
-        args  = ["--config", "$${NOMAD_TASK_DIR}/bay.hcl"]
+        # A directory of config fragments, merged in name order.
+        args = ["--config", "$${NOMAD_TASK_DIR}/bay.d"]
+      }
+
+      # The task's workload identity is its Nomad token (NOMAD_TOKEN).
+      identity {
+        env         = true
+        change_mode = "restart"
       }
 
       # Settings the job owns: where the volume and the port are.
@@ -217,7 +235,7 @@ job "bay" {
 
       template {
         data        = var.config
-        destination = "local/bay.hcl"
+        destination = "local/bay.d/10-bay.hcl"
         change_mode = "restart"
       }
 
@@ -225,7 +243,9 @@ job "bay" {
         data        = <<-EOT
           {{- if nomadVarExists "nomad/jobs/bay" }}
           {{- range $k, $v := nomadVar "nomad/jobs/bay" }}
+          {{- if not ($k | regexMatch "_PEM$") }}
           {{ $k }}={{ $v.Value | toJSON }}
+          {{- end }}
           {{- end }}
           {{- end }}
         EOT
@@ -234,10 +254,11 @@ job "bay" {
         change_mode = "restart"
       }
 
-      # The gateway finishes in-flight requests and drains its warm pool on
-      # SIGTERM.
+      # On SIGTERM the gateway finishes in-flight requests, drains its warm
+      # pool and, when this job is being stopped, its sessions
+      # (shutdown { drain_sessions }): kill_timeout leaves it that time.
       kill_signal  = "SIGTERM"
-      kill_timeout = "30s"
+      kill_timeout = "75s"
 
       resources {
         cpu    = var.cpu

@@ -3,6 +3,7 @@ package terraform
 import (
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -51,10 +52,12 @@ func TestEveryFileParses(t *testing.T) {
 }
 
 // TestModuleDeclaresItsProvider checks versions.tf pins hashicorp/nomad.
+// TestModuleDeclaresItsProvider checks the module states a version range of
+// each provider (a lower bound for the features it uses), and every example
+// pins exact versions, recorded in its committed lock file.
 func TestModuleDeclaresItsProvider(t *testing.T) {
-	for _, dir := range []string{moduleDir, exampleDir} {
-		m := loadModule(t, dir)
-		found := false
+	required := func(m *module) map[string][2]string {
+		out := map[string][2]string{}
 		for _, f := range m.files {
 			for _, b := range f.Body.(*hclsyntax.Body).Blocks {
 				if b.Type != "terraform" {
@@ -64,27 +67,77 @@ func TestModuleDeclaresItsProvider(t *testing.T) {
 					if rp.Type != "required_providers" {
 						continue
 					}
-					a, ok := rp.Body.Attributes["nomad"]
-					if !ok {
-						continue
+					for name, a := range rp.Body.Attributes {
+						v, diags := a.Expr.Value(nil)
+						if diags.HasErrors() {
+							t.Fatalf("%s: %s", a.SrcRange, diags.Error())
+						}
+						out[name] = [2]string{v.GetAttr("source").AsString(), v.GetAttr("version").AsString()}
 					}
-					v, diags := a.Expr.Value(nil)
-					if diags.HasErrors() {
-						t.Fatalf("%s: %s", a.SrcRange, diags.Error())
-					}
-					src := v.GetAttr("source").AsString()
-					ver := v.GetAttr("version").AsString()
-					if src != "hashicorp/nomad" || !strings.Contains(ver, ">=") {
-						t.Errorf("%s: nomad provider = %s %q, want hashicorp/nomad with a lower bound", dir, src, ver)
-					}
-					found = true
 				}
 			}
 		}
-		if !found {
-			t.Errorf("%s: no required_providers entry for nomad", dir)
+		return out
+	}
+	mod := required(loadModule(t, moduleDir))
+	if p := mod["nomad"]; p[0] != "hashicorp/nomad" || !strings.Contains(p[1], ">= 2.6.1") {
+		t.Errorf("module: nomad provider = %q, want hashicorp/nomad >= 2.6.1 (items_wo)", p)
+	}
+	if p := mod["time"]; p[0] != "hashicorp/time" || !strings.Contains(p[1], ">=") {
+		t.Errorf("module: time provider = %q, want hashicorp/time with a lower bound", p)
+	}
+	for _, ex := range examples(t) {
+		lock := readLock(t, filepath.Join(ex.dir, ".terraform.lock.hcl"))
+		for name, p := range required(ex) {
+			ver, ok := strings.CutPrefix(p[1], "= ")
+			if !ok || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(ver) {
+				t.Errorf("%s: %s provider version %q is not an exact pin (= x.y.z)", ex.dir, name, p[1])
+			}
+			if got := lock[p[0]]; got != ver {
+				t.Errorf("%s: lock file has %s at %q, the configuration pins %q", ex.dir, p[0], got, ver)
+			}
+		}
+		for _, want := range []string{"nomad", "time"} {
+			if _, ok := required(ex)[want]; !ok {
+				t.Errorf("%s: no required_providers entry for %s", ex.dir, want)
+			}
 		}
 	}
+}
+
+// readLock returns provider source ("hashicorp/nomad") -> locked version.
+func readLock(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, diags := hclparse.NewParser().ParseHCLFile(path)
+	if diags.HasErrors() {
+		t.Fatalf("lock file: %s", diags.Error())
+	}
+	out := map[string]string{}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		if b.Type != "provider" {
+			continue
+		}
+		src := b.Labels[0]
+		if i := strings.Index(src, "/"); i >= 0 {
+			src = src[i+1:] // drop the registry host
+		}
+		v, diags := b.Body.Attributes["version"].Expr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		out[src] = v.AsString()
+	}
+	return out
+}
+
+// examples loads every example root module.
+func examples(t *testing.T) []*module {
+	t.Helper()
+	var out []*module
+	for _, dir := range exampleDirs {
+		out = append(out, loadModule(t, dir))
+	}
+	return out
 }
 
 // TestReferencesResolve walks every expression of the module and the example
@@ -92,11 +145,25 @@ func TestModuleDeclaresItsProvider(t *testing.T) {
 // type.name a resource, module.m.o an output of the called module.
 func TestReferencesResolve(t *testing.T) {
 	mod := loadModule(t, moduleDir)
-	ex := loadModule(t, exampleDir)
-	for _, m := range []*module{mod, ex} {
+	for _, m := range append([]*module{mod}, examples(t)...) {
 		for _, f := range m.files {
+			// A dynamic block's iterator (its label) is a reference root
+			// inside it; lifecycle.ignore_changes names attributes.
+			iterators := map[string]bool{}
+			hclsyntax.VisitAll(f.Body.(*hclsyntax.Body), func(n hclsyntax.Node) hcl.Diagnostics {
+				if b, ok := n.(*hclsyntax.Block); ok && b.Type == "dynamic" {
+					iterators[b.Labels[0]] = true
+				}
+				return nil
+			})
 			walkAttrs(f.Body.(*hclsyntax.Body), func(a *hclsyntax.Attribute) {
+				if a.Name == "ignore_changes" {
+					return
+				}
 				for _, tr := range a.Expr.Variables() {
+					if iterators[tr.RootName()] {
+						continue
+					}
 					if err := m.resolve(t, tr); err != "" {
 						t.Errorf("%s: %s", tr.SourceRange(), err)
 					}
@@ -145,7 +212,12 @@ func TestValidationsReferenceOnlyTheirVariable(t *testing.T) {
 // TestModuleCallsMatchVariables checks the example passes only inputs the
 // module declares, and every required one.
 func TestModuleCallsMatchVariables(t *testing.T) {
-	ex := loadModule(t, exampleDir)
+	for _, ex := range examples(t) {
+		checkModuleCalls(t, ex)
+	}
+}
+
+func checkModuleCalls(t *testing.T, ex *module) {
 	if len(ex.modules) == 0 {
 		t.Fatal("the example calls no module")
 	}

@@ -27,6 +27,9 @@ import (
 // can, and templatefile = parse the file as an HCL template and evaluate it
 // with the given variables only).
 
+// exampleDirs are the example root modules, each with its lock file.
+var exampleDirs = []string{"examples/dev", "examples/production"}
+
 const (
 	moduleDir  = "modules/bay-gateway"
 	exampleDir = "examples/dev"
@@ -214,6 +217,10 @@ func (v *variable) convert(val cty.Value) (cty.Value, error) {
 func baseFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		"can":          tryfunc.CanFunc,
+		"compact":      stdlib.CompactFunc,
+		"lower":        stdlib.LowerFunc,
+		"merge":        stdlib.MergeFunc,
+		"tostring":     stdlib.MakeToFunc(cty.String),
 		"contains":     stdlib.ContainsFunc,
 		"floor":        stdlib.FloorFunc,
 		"format":       stdlib.FormatFunc,
@@ -292,6 +299,18 @@ func (m *module) inputs(given map[string]cty.Value) (map[string]cty.Value, error
 
 func (m *module) evalContext(vars, locals map[string]cty.Value) *hcl.EvalContext {
 	fs := baseFunctions()
+	// file reads from the module, as Terraform's does.
+	fs["file"] = function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			b, err := os.ReadFile(args[0].AsString())
+			if err != nil {
+				return cty.NilVal, err
+			}
+			return cty.StringVal(string(b)), nil
+		},
+	})
 	fs["templatefile"] = function.New(&function.Spec{
 		Params: []function.Parameter{
 			{Name: "path", Type: cty.String},

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -150,6 +151,72 @@ func loadConfig(t *testing.T, src string, env map[string]string) *config.Config 
 	return c
 }
 
+// args returns the task's config args with Nomad's runtime variables for the
+// task and secrets directories replaced by dirs under root.
+func (js *jobspec) args(t *testing.T, root string) []string {
+	t.Helper()
+	a := onlyBlock(t, js.task.Body, "config").Body.Attributes["args"]
+	// Nomad interpolates its runtime variables in the task's args.
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+		"NOMAD_TASK_DIR":    cty.StringVal(filepath.Join(root, "local")),
+		"NOMAD_SECRETS_DIR": cty.StringVal(filepath.Join(root, "secrets")),
+	}}
+	v, diags := a.Expr.Value(ctx)
+	if diags.HasErrors() {
+		t.Fatalf("%s: %s", a.SrcRange, diags.Error())
+	}
+	var out []string
+	for _, e := range v.AsValueSlice() {
+		out = append(out, e.AsString())
+	}
+	return out
+}
+
+// loadBay writes the task's config templates where Nomad puts them (the
+// ones in secrets/ rendered with the Nomad variable holding items) and loads
+// them with Bay's own loader, from the paths the task's args give, with env:
+// what the gateway does at start.
+func (js *jobspec) loadBay(t *testing.T, env, items map[string]string) (*config.Config, error) {
+	t.Helper()
+	root := t.TempDir()
+	for dest, data := range js.templates(t) {
+		if !strings.Contains(dest, "/bay.d/") {
+			continue
+		}
+		if strings.HasPrefix(dest, "secrets/") {
+			data = secretsEnv(t, data, "", items)
+		}
+		path := filepath.Join(root, dest)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var paths []string
+	args := js.args(t, root)
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--config" {
+			paths = append(paths, args[i+1])
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no --config in the task's args %q", args)
+	}
+	return config.LoadFiles(paths, func(k string) string { return env[k] })
+}
+
+// mustLoadBay is loadBay that fails the test when Bay refuses the config.
+func (js *jobspec) mustLoadBay(t *testing.T, env map[string]string) *config.Config {
+	t.Helper()
+	c, err := js.loadBay(t, env, nil)
+	if err != nil {
+		t.Fatalf("the gateway rejects the rendered config: %v\n%s", err, js.src)
+	}
+	return c
+}
+
 func TestModuleRendersDefaultDeployment(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	locals := m.render(t, baseInputs())
@@ -182,7 +249,7 @@ func TestModuleRendersDefaultDeployment(t *testing.T) {
 	}
 
 	tmpls := js.templates(t)
-	if got := tmpls["local/bay.hcl"]; strings.TrimRight(got, "\n") != strings.TrimRight(bayConfig, "\n") {
+	if got := tmpls["local/bay.d/10-bay.hcl"]; strings.TrimRight(got, "\n") != strings.TrimRight(bayConfig, "\n") {
 		t.Errorf("the config template does not carry the rendered config verbatim:\n got: %q\nwant: %q", got, bayConfig)
 	}
 	if got := tmpls["secrets/bay.env"]; !strings.Contains(got, `nomadVar "nomad/jobs/bay"`) {
@@ -191,7 +258,18 @@ func TestModuleRendersDefaultDeployment(t *testing.T) {
 
 	env := js.env(t, "10.1.2.3")
 	env["BAY_API_KEY"] = "from-the-nomad-variable-0123" // what the secrets template adds
-	c := loadConfig(t, bayConfig, env)
+	c := js.mustLoadBay(t, env)
+	if !c.Shutdown.DrainSessions || c.Shutdown.DeleteCargos || c.Shutdown.Timeout != time.Minute {
+		t.Errorf("shutdown = %+v, want drain on destroy, cargos kept, 60 s", c.Shutdown)
+	}
+	if got := literal(t, js.task.Body, "kill_timeout").AsString(); got != "75s" {
+		t.Errorf("kill_timeout = %q, want the drain timeout + 15 s", got)
+	}
+	// The default: the gateway's own workload identity is its Nomad token.
+	id := onlyBlock(t, js.task.Body, "identity")
+	if !literal(t, id.Body, "env").True() {
+		t.Error("identity block does not export NOMAD_TOKEN")
+	}
 	if c.Allocator != config.AllocatorNomad || c.Nomad.Discovery != config.DiscoveryNomad || c.Nomad.DefaultDriver != "docker" {
 		t.Errorf("allocator/discovery/driver = %s/%s/%s", c.Allocator, c.Nomad.Discovery, c.Nomad.DefaultDriver)
 	}
@@ -263,7 +341,8 @@ func TestModuleRendersCustomisedDeployment(t *testing.T) {
 		}
 	}
 	secrets := locals["secret_env"].AsValueMap()
-	if len(secrets) != 2 || secrets["BAY_API_KEY"].AsString() != apiKey || secrets["CONSUL_HTTP_TOKEN"].AsString() != "consul-token-value" {
+	if len(secrets) != 3 || secrets["BAY_API_KEY"].AsString() != apiKey || secrets["CONSUL_HTTP_TOKEN"].AsString() != "consul-token-value" ||
+		secrets["BAY_SECRETS_VERSION"].AsString() != "1" {
 		t.Errorf("secret_env = %#v", secrets)
 	}
 	if js.job.Labels[0] != "bay-prod" || literal(t, js.job.Body, "namespace").AsString() != "sandboxes" ||
@@ -285,7 +364,7 @@ func TestModuleRendersCustomisedDeployment(t *testing.T) {
 	}
 
 	env := js.env(t, "10.9.9.9")
-	c := loadConfig(t, js.templates(t)["local/bay.hcl"], env)
+	c := js.mustLoadBay(t, env)
 	if c.Nomad.Discovery != "consul" || c.Consul.Address != "http://10.9.9.9:8500" {
 		t.Errorf("discovery %q, consul address %q", c.Nomad.Discovery, c.Consul.Address)
 	}
@@ -483,13 +562,17 @@ func secretsEnv(t *testing.T, tmpl, wantPath string, items map[string]string) st
 	t.Helper()
 	type item struct{ Key, Value string }
 	funcs := template.FuncMap{
+		"regexMatch": func(re, s string) (bool, error) { return regexp.MatchString(re, s) },
 		"nomadVarExists": func(path string) bool {
-			if path != wantPath {
+			if wantPath != "" && path != wantPath {
 				t.Errorf("template reads %q, want %q", path, wantPath)
 			}
 			return items != nil
 		},
 		"nomadVar": func(path string) map[string]item {
+			if wantPath != "" && path != wantPath {
+				t.Errorf("template reads %q, want %q", path, wantPath)
+			}
 			if items == nil {
 				t.Error("nomadVar called for a missing variable: the task would block")
 			}
@@ -524,6 +607,8 @@ func TestSecretsTemplateWritesEnvFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := secretsEnv(t, tmpl, "nomad/jobs/bay", map[string]string{
 				"BAY_API_KEY": `key"with\quote`, "NOMAD_TOKEN": "tok-1",
+				// PEM keys become files, not environment variables.
+				"NOMAD_CLIENT_KEY_PEM": "-----BEGIN PRIVATE KEY-----",
 			})
 			lines := strings.Split(strings.TrimSpace(got), "\n")
 			sort.Strings(lines)
@@ -666,12 +751,12 @@ func TestExampleRenders(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	locals := m.render(t, exampleInputs(t))
 	js := parseJobspec(t, "example", []byte(locals["jobspec"].AsString()))
-	c := loadConfig(t, js.templates(t)["local/bay.hcl"], js.env(t, "127.0.0.1"))
+	c := js.mustLoadBay(t, js.env(t, "127.0.0.1"))
 	if !reflect.DeepEqual(c.Nomad.Datacenters, []string{"dc1"}) || c.LogLevel != "debug" || c.GC.Interval != 30*time.Second {
 		t.Errorf("datacenters %v, log level %s, gc interval %s", c.Nomad.Datacenters, c.LogLevel, c.GC.Interval)
 	}
-	if len(locals["secret_env"].AsValueMap()) != 0 {
-		t.Error("the example's empty api_key produced a secret")
+	if got := locals["secret_env"].AsValueMap(); len(got) != 1 || got["BAY_SECRETS_VERSION"].AsString() != "1" {
+		t.Errorf("the example's empty api_key produced a secret: %#v", got)
 	}
 }
 

@@ -133,7 +133,7 @@ func TestNomadValidatesJobspecs(t *testing.T) {
 			// attributes left for run time.
 			var cfg string
 			for _, tp := range task.Templates {
-				if tp.DestPath == "local/bay.hcl" {
+				if tp.DestPath == "local/bay.d/10-bay.hcl" {
 					cfg = tp.EmbeddedTmpl
 				}
 			}
@@ -143,7 +143,7 @@ func TestNomadValidatesJobspecs(t *testing.T) {
 			if got := task.Env["NOMAD_ADDR"]; got != "http://${attr.unique.network.ip-address}:4646" {
 				t.Errorf("NOMAD_ADDR = %q, want the node attribute kept for run time", got)
 			}
-			if got := task.Config["args"]; !strings.Contains(strings.Join(toStrings(got), " "), "${NOMAD_TASK_DIR}/bay.hcl") {
+			if got := task.Config["args"]; !strings.Contains(strings.Join(toStrings(got), " "), "--config ${NOMAD_TASK_DIR}/bay.d") {
 				t.Errorf("args = %v", got)
 			}
 			if len(g.Services) != 1 || len(g.Services[0].Checks) != 1 || g.Services[0].Checks[0].Path != "/health" {
@@ -247,6 +247,9 @@ output "jobspec" {
 output "bay_config" {
   value = local.bay_config
 }
+output "acl_policy" {
+  value = local.acl_policy
+}
 `
 	write := func(name, content string) {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
@@ -260,12 +263,13 @@ output "bay_config" {
 	write("main.tf", main)
 	write(".terraformrc", "")
 	tmpls, _ := filepath.Glob(filepath.Join(m.dir, "templates", "*"))
-	for _, p := range tmpls {
+	acl, _ := filepath.Glob(filepath.Join(m.dir, "acl", "*"))
+	for _, p := range append(tmpls, acl...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		write(filepath.Join("templates", filepath.Base(p)), string(b))
+		write(filepath.Join(filepath.Base(filepath.Dir(p)), filepath.Base(p)), string(b))
 	}
 
 	inputs := with(baseInputs(), "discovery", cty.StringVal("consul"),
@@ -296,7 +300,7 @@ output "bay_config" {
 		t.Fatalf("decode outputs: %v\n%s", err, out)
 	}
 	ours := m.render(t, inputs)
-	for _, name := range []string{"jobspec", "bay_config"} {
+	for _, name := range []string{"jobspec", "bay_config", "acl_policy"} {
 		if got, want := outputs[name].Value, ours[name].AsString(); got != want {
 			t.Errorf("%s: terraform renders differently from the Go evaluator:\nterraform: %q\ngo:        %q", name, got, want)
 		}

@@ -4,18 +4,23 @@
 #   docker build -f deploy/Dockerfile.bay  -t bay:dev .        # from the repo root
 #   docker build -f deploy/Dockerfile.ship -t bay-ship:dev .
 #   docker build -f deploy/Dockerfile.gull -t bay-gull:dev .
-#   terraform init && terraform apply -var api_key=$(openssl rand -hex 24)
+#   tofu init && tofu apply -var api_key=$(openssl rand -hex 24)
 #
 # -bind 0.0.0.0: the gateway container reaches the agent on the node's
-# address, not on the container's own 127.0.0.1.
+# address, not on the container's own 127.0.0.1. A dev agent without ACLs
+# needs no policy (acl = true below is for an agent with acl { enabled }).
 
 terraform {
-  required_version = ">= 1.3.0"
+  required_version = ">= 1.11.0"
 
   required_providers {
     nomad = {
       source  = "hashicorp/nomad"
-      version = ">= 2.5.0, < 3.0.0"
+      version = "= 2.6.1"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = "= 0.14.0"
     }
   }
 }
@@ -26,11 +31,23 @@ variable "nomad_address" {
   default     = "http://127.0.0.1:4646"
 }
 
+variable "acl" {
+  type        = bool
+  description = "The agent has ACLs enabled: create Bay's policy and bind it to the gateway's workload identity (the provider's token, NOMAD_TOKEN, needs to manage ACL policies)."
+  default     = false
+}
+
 variable "api_key" {
   type        = string
   description = "Bearer key for the gateway; empty lets it generate one (see its log)."
   default     = ""
   sensitive   = true
+}
+
+variable "gateway_image" {
+  type        = string
+  description = "Gateway image."
+  default     = "bay:dev"
 }
 
 provider "nomad" {
@@ -40,7 +57,7 @@ provider "nomad" {
 module "bay" {
   source = "../../modules/bay-gateway"
 
-  gateway_image = "bay:dev"
+  gateway_image = var.gateway_image
   ship_image    = "bay-ship:dev"
   gull_image    = "bay-gull:dev"
   api_key       = var.api_key
@@ -50,9 +67,8 @@ module "bay" {
   discovery           = "nomad"
   log_level           = "debug"
 
-  # A dev agent forgets everything on exit: nothing to keep.
-  purge_on_destroy    = true
-  wait_for_deployment = false
+  nomad_auth        = var.acl ? "workload_identity" : "none"
+  create_acl_policy = var.acl
 
   extra_config = <<-EOT
     gc {
@@ -67,4 +83,8 @@ output "job_id" {
 
 output "address_hint" {
   value = module.bay.address_hint
+}
+
+output "acl_policy_name" {
+  value = module.bay.acl_policy_name
 }

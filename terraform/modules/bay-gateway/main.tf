@@ -1,17 +1,37 @@
 locals {
-  instance_id  = var.instance_id != "" ? var.instance_id : var.job_name
-  secrets_path = "nomad/jobs/${var.job_name}"
+  instance_id     = var.instance_id != "" ? var.instance_id : var.job_name
+  secrets_path    = "nomad/jobs/${var.job_name}"
+  acl_policy_name = var.acl_policy_name != "" ? var.acl_policy_name : "${var.job_name}-gateway"
 
-  # Each item becomes an environment variable of the gateway task (see the
-  # secrets template in the jobspec). A job's workload identity may read
-  # nomad/jobs/<job id> without any ACL policy.
-  secret_env = {
+  # Bay's policy as shipped in examples/acl/bay-policy.hcl, for this
+  # namespace (the file is written for "default").
+  acl_policy = replace(file("${path.module}/acl/bay-policy.hcl"), "namespace \"default\"", "namespace \"${var.namespace}\"")
+
+  # SQLite lives on the data volume; with PostgreSQL the gateways keep
+  # nothing of their own and need no volume.
+  use_volume = var.store_driver == "sqlite"
+
+  # Secrets, by the environment variable each becomes in the gateway task.
+  # Empty ones are left out. The values may be unknown at plan time (a token
+  # or a random_password made in the same run): nothing counts them.
+  # BAY_SECRETS_VERSION keeps the variable non-empty and restarts the task
+  # when the secrets change.
+  secret_env = merge({ BAY_SECRETS_VERSION = tostring(var.secrets_version) }, {
     for k, v in {
-      BAY_API_KEY       = var.api_key
-      NOMAD_TOKEN       = var.gateway_nomad_token
-      CONSUL_HTTP_TOKEN = var.consul_token
+      BAY_API_KEY           = var.api_key
+      NOMAD_TOKEN           = var.nomad_auth == "token" ? var.gateway_nomad_token : ""
+      CONSUL_HTTP_TOKEN     = var.consul_token
+      BAY_STORE_DSN         = var.store_driver == "postgres" ? var.store_dsn : ""
+      NOMAD_CLIENT_KEY_PEM  = var.nomad_tls_client_key
+      CONSUL_CLIENT_KEY_PEM = var.consul_tls_client_key
     } : k => v if v != ""
-  }
+  })
+
+  # The task's kill_timeout leaves the drain its time.
+  kill_timeout = var.drain_timeout + 15
+  # How long the data volume is kept after the job is deregistered: the
+  # service deregistration delay, the kill timeout, and a margin.
+  volume_release_seconds = 5 + local.kill_timeout + 10
 
   profiles = var.profiles != "" ? var.profiles : templatefile("${path.module}/templates/profiles.hcl.tftpl", {
     ship_image = var.ship_image
@@ -28,43 +48,81 @@ locals {
     session_driver      = var.session_driver
     discovery           = var.discovery
     volume_plugin       = var.volume_plugin
+    drain               = var.drain_on_destroy
+    delete_cargos       = var.drain_on_destroy && var.delete_cargos_on_destroy
+    drain_timeout       = var.drain_timeout
     profiles            = local.profiles
-    extra_config        = var.extra_config
   })
 
   jobspec = templatefile("${path.module}/templates/bay.nomad.hcl.tftpl", {
-    job_name         = var.job_name
-    region           = var.region
-    namespace        = var.namespace
-    datacenters      = var.datacenters
-    node_pool        = var.node_pool
-    image            = var.gateway_image
-    port             = var.port
-    cpu              = var.gateway_resources.cpu
-    memory           = var.gateway_resources.memory
-    data_volume      = var.data_volume.name
-    instance_id      = local.instance_id
-    service_provider = var.discovery
-    nomad_address    = var.gateway_nomad_address
-    consul_address   = var.consul_address
-    secrets_path     = local.secrets_path
-    # The config sits in a heredoc of the jobspec, where ${ and %{ would be
-    # template syntax: doubled, they reach the file as written.
-    bay_config = replace(replace(local.bay_config, "$${", "$$${"), "%%{", "%%%{")
+    job_name          = var.job_name
+    region            = var.region
+    namespace         = var.namespace
+    datacenters       = var.datacenters
+    node_pool         = var.node_pool
+    constraints       = var.constraints
+    gateway_count     = var.gateway_count
+    driver            = var.driver
+    image             = var.gateway_image
+    command           = var.gateway_command
+    port              = var.port
+    cpu               = var.gateway_resources.cpu
+    memory            = var.gateway_resources.memory
+    use_volume        = local.use_volume
+    data_volume       = var.data_volume.name
+    instance_id       = local.instance_id
+    service_provider  = var.discovery
+    nomad_address     = var.gateway_nomad_address
+    consul_address    = var.consul_address
+    workload_identity = var.nomad_auth == "workload_identity"
+    secrets_source    = var.secrets_source
+    secrets_path      = local.secrets_path
+    vault             = var.vault
+    store_postgres    = var.store_driver == "postgres"
+    nomad_tls         = var.nomad_tls
+    # A client certificate comes with its key (a secret: whether one is
+    # given must not make the jobspec sensitive, so the certificate decides).
+    nomad_tls_key  = var.nomad_tls != null ? var.nomad_tls.client_cert != "" : false
+    consul_tls     = var.consul_tls
+    consul_tls_key = var.consul_tls != null ? var.consul_tls.client_cert != "" : false
+    kill_timeout   = local.kill_timeout
+    # The configs sit in heredocs of the jobspec, where ${ and %{ would be
+    # template syntax: doubled, they reach the files as written.
+    bay_config   = replace(replace(local.bay_config, "$${", "$$${"), "%%{", "%%%{")
+    extra_config = replace(replace(var.extra_config, "$${", "$$${"), "%%{", "%%%{")
   })
 }
 
+resource "nomad_acl_policy" "gateway" {
+  count = var.create_acl_policy ? 1 : 0
+
+  name        = local.acl_policy_name
+  description = "Bay gateway ${var.job_name}: the capabilities it needs in namespace ${var.namespace}"
+  rules_hcl   = local.acl_policy
+
+  # Bound to the gateway job, the policy applies to its workload identity:
+  # the task's NOMAD_TOKEN is then a short-lived identity token, no secret.
+  dynamic "job_acl" {
+    for_each = var.nomad_auth == "workload_identity" ? [var.job_name] : []
+    content {
+      namespace = var.namespace
+      job_id    = job_acl.value
+    }
+  }
+}
+
 resource "nomad_variable" "secrets" {
-  # Only the number of secrets is revealed, not their values.
-  count = nonsensitive(length(local.secret_env)) > 0 ? 1 : 0
+  count = var.secrets_source == "terraform" ? 1 : 0
 
   path      = local.secrets_path
   namespace = var.namespace
-  items     = local.secret_env
+  # Write-only: sent to Nomad, never stored in the state or shown in a plan.
+  items_wo         = jsonencode(local.secret_env)
+  items_wo_version = var.secrets_version
 }
 
 resource "nomad_dynamic_host_volume" "data" {
-  count = var.data_volume.create ? 1 : 0
+  count = local.use_volume && var.data_volume.create ? 1 : 0
 
   name      = var.data_volume.name
   namespace = var.namespace
@@ -82,6 +140,23 @@ resource "nomad_dynamic_host_volume" "data" {
     gid  = "1000"
     mode = "0700"
   }
+
+  # The provider reads the capacities back as "0 B" where none was set and
+  # would plan an update every time, which Nomad refuses for a volume in use.
+  lifecycle {
+    ignore_changes = [capacity_min, capacity_max]
+  }
+}
+
+# Destroying the job returns as soon as Nomad accepts the deregistration,
+# while the gateway is still draining and holds the volume. This keeps the
+# volume until the task has had its kill timeout to stop.
+resource "time_sleep" "data_volume_release" {
+  count = local.use_volume && var.data_volume.create ? 1 : 0
+
+  destroy_duration = "${local.volume_release_seconds}s"
+
+  depends_on = [nomad_dynamic_host_volume.data]
 }
 
 resource "nomad_job" "gateway" {
@@ -89,14 +164,35 @@ resource "nomad_job" "gateway" {
   detach           = !var.wait_for_deployment
   purge_on_destroy = var.purge_on_destroy
 
-  # The secrets must exist before the first render of the task's template,
-  # and the volume before the job can be placed.
-  depends_on = [nomad_variable.secrets, nomad_dynamic_host_volume.data]
+  # The secrets must exist before the first render of the task's templates,
+  # the policy before the task's identity uses it, and the volume before
+  # the job can be placed (and after it is gone, via the sleep).
+  depends_on = [nomad_variable.secrets, nomad_acl_policy.gateway, nomad_dynamic_host_volume.data, time_sleep.data_volume_release]
 
   lifecycle {
     precondition {
       condition     = var.profiles != "" || (var.ship_image != "" && var.gull_image != "")
       error_message = "Set ship_image and gull_image for the default profiles, or define your own profiles."
+    }
+    precondition {
+      condition     = var.gateway_count == 1 || var.store_driver == "postgres"
+      error_message = "More than one gateway needs store_driver = \"postgres\": SQLite has a single writer."
+    }
+    precondition {
+      condition     = var.secrets_source != "vault" || var.vault != null
+      error_message = "secrets_source = \"vault\" needs the vault input (path, role)."
+    }
+    precondition {
+      condition     = (var.nomad_tls == null ? "" : var.nomad_tls.client_cert) == "" || nonsensitive(var.nomad_tls_client_key != "")
+      error_message = "nomad_tls.client_cert needs its key in nomad_tls_client_key."
+    }
+    precondition {
+      condition     = (var.consul_tls == null ? "" : var.consul_tls.client_cert) == "" || nonsensitive(var.consul_tls_client_key != "")
+      error_message = "consul_tls.client_cert needs its key in consul_tls_client_key."
+    }
+    precondition {
+      condition     = var.nomad_auth != "workload_identity" || var.create_acl_policy
+      error_message = "nomad_auth = \"workload_identity\" needs create_acl_policy = true: the identity gets its capabilities from the policy bound to the job."
     }
   }
 }

@@ -27,12 +27,22 @@ output "address_hint" {
 }
 
 output "secrets_variable_path" {
-  description = "Nomad variable whose items become the gateway's environment (BAY_API_KEY, NOMAD_TOKEN, CONSUL_HTTP_TOKEN); null when no secret was given."
-  value       = length(nomad_variable.secrets) > 0 ? nomad_variable.secrets[0].path : null
+  description = "Nomad variable whose items become the gateway's environment (BAY_API_KEY, NOMAD_TOKEN, CONSUL_HTTP_TOKEN, BAY_STORE_DSN, ...): written by the module (secrets_source = \"terraform\") or by you (\"external\"); null with Vault."
+  value       = var.secrets_source == "vault" ? null : local.secrets_path
+}
+
+output "acl_policy_name" {
+  description = "The gateway's Nomad ACL policy (null when create_acl_policy = false). With nomad_auth = \"token\", create the gateway's token with it: nomad_acl_token { policies = [module.bay.acl_policy_name] }."
+  value       = length(nomad_acl_policy.gateway) > 0 ? nomad_acl_policy.gateway[0].name : null
+}
+
+output "gateway_count" {
+  description = "Number of gateway allocations behind the service_name."
+  value       = var.gateway_count
 }
 
 output "data_volume_id" {
-  description = "ID of the dynamic host volume holding the gateway's state; null when the module did not create it."
+  description = "ID of the dynamic host volume holding the gateway's state; null when the module did not create it (create = false, or store_driver = \"postgres\")."
   value       = length(nomad_dynamic_host_volume.data) > 0 ? nomad_dynamic_host_volume.data[0].id : null
 }
 

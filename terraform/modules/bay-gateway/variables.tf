@@ -132,14 +132,14 @@ variable "data_volume" {
 
 variable "wait_for_deployment" {
   type        = bool
-  description = "Wait until the gateway's deployment is healthy instead of returning once the job is registered."
-  default     = false
+  description = "Wait until the gateway's deployment is healthy (its /health check passing on every allocation) before apply returns, so a gateway that never becomes healthy (an image that cannot be pulled, a config Bay refuses) fails the apply."
+  default     = true
 }
 
 variable "purge_on_destroy" {
   type        = bool
-  description = "Purge the gateway job (not only stop it) on destroy."
-  default     = false
+  description = "Purge the gateway job on destroy instead of leaving it stopped (dead) in Nomad."
+  default     = true
 }
 
 # The gateway's configuration (bay.hcl).
@@ -168,7 +168,7 @@ variable "log_level" {
 
 variable "api_key" {
   type        = string
-  description = "Bearer key clients use. Stored in the Nomad variable nomad/jobs/<job_name>, never in the jobspec. Empty: the gateway generates one at first start (see <data_dir>/credentials.json)."
+  description = "Bearer key clients use (e.g. from random_password: unknown at plan time is fine). Written write-only to the Nomad variable nomad/jobs/<job_name>: never in the jobspec or the state. Empty: the gateway generates one at first start (see <data_dir>/credentials.json)."
   default     = ""
   sensitive   = true
 
@@ -197,7 +197,7 @@ variable "gateway_nomad_address" {
 
 variable "gateway_nomad_token" {
   type        = string
-  description = "ACL token the gateway registers session jobs with (submit-job, read-job, host-volume-create/delete in its namespace). Empty for clusters without ACLs."
+  description = "With nomad_auth = \"token\": the gateway's ACL token (one of the acl_policy_name policy). May come from a nomad_acl_token in the same configuration (unknown at plan time is fine). Kept out of the state with the other secrets."
   default     = ""
   sensitive   = true
 
@@ -285,4 +285,194 @@ variable "extra_config" {
   type        = string
   description = "More bay.hcl, appended verbatim (server, gc, idempotency, warm_pool blocks...)."
   default     = ""
+}
+
+# How many gateways, and how they run.
+
+variable "gateway_count" {
+  type        = number
+  description = "Number of gateway allocations, all registered as one service (job_name) for a load balancer to spread over. More than 1 needs store_driver = \"postgres\" (SQLite has a single writer)."
+  default     = 1
+
+  validation {
+    condition     = var.gateway_count == floor(var.gateway_count) && var.gateway_count >= 1 && var.gateway_count <= 64
+    error_message = "The gateway_count must be a whole number in 1..64."
+  }
+}
+
+variable "driver" {
+  type        = string
+  description = "Task driver of the gateway: docker or podman run gateway_image; exec or raw_exec run gateway_command (a bay binary on the node)."
+  default     = "docker"
+
+  validation {
+    condition     = contains(["docker", "podman", "exec", "raw_exec"], var.driver)
+    error_message = "The driver must be docker, podman, exec or raw_exec."
+  }
+}
+
+variable "gateway_command" {
+  type        = string
+  description = "Path of the bay binary on the nodes, for the exec and raw_exec drivers."
+  default     = "/usr/local/bin/bay"
+
+  validation {
+    condition     = can(regex("^/[^\\s]*$", var.gateway_command))
+    error_message = "The gateway_command must be an absolute path without spaces."
+  }
+}
+
+variable "constraints" {
+  type = list(object({
+    attribute = string
+    operator  = optional(string, "=")
+    value     = optional(string, "")
+  }))
+  description = "Placement constraints of the gateway job (Nomad constraint blocks), e.g. { attribute = \"$${node.class}\", value = \"control\" }."
+  default     = []
+
+  validation {
+    condition     = length([for c in var.constraints : c if trimspace(c.operator) == ""]) == 0
+    error_message = "Every constraint needs an operator."
+  }
+}
+
+# Nomad ACLs: the gateway's policy, and how the gateway authenticates.
+
+variable "nomad_auth" {
+  type        = string
+  description = "How the gateway authenticates to Nomad: \"workload_identity\" (its own task identity, with the module's ACL policy bound to the job: no long-lived token), \"token\" (gateway_nomad_token), or \"none\" (a cluster without ACLs)."
+  default     = "workload_identity"
+
+  validation {
+    condition     = contains(["workload_identity", "token", "none"], var.nomad_auth)
+    error_message = "The nomad_auth must be workload_identity, token or none."
+  }
+}
+
+variable "create_acl_policy" {
+  type        = bool
+  description = "Create Bay's ACL policy (acl/bay-policy.hcl, the file shipped as examples/acl/bay-policy.hcl, for the module's namespace). With nomad_auth = \"workload_identity\" it is bound to the gateway job; with \"token\", make the token from the acl_policy_name output. Needs a cluster with ACLs enabled."
+  default     = true
+}
+
+variable "acl_policy_name" {
+  type        = string
+  description = "Name of the ACL policy; empty means <job_name>-gateway."
+  default     = ""
+
+  validation {
+    condition     = var.acl_policy_name == "" || can(regex("^[a-zA-Z0-9-]{1,128}$", var.acl_policy_name))
+    error_message = "The acl_policy_name must be 1-128 letters, digits or dashes."
+  }
+}
+
+# Secrets: kept out of the Terraform state.
+
+variable "secrets_source" {
+  type        = string
+  description = "Where the gateway's secrets come from. \"terraform\": this module writes the Nomad variable nomad/jobs/<job_name> with write-only arguments (items_wo: the values are sent to Nomad and never stored in the state or the plan); \"external\": you write that variable yourself (nomad var put), the module does not touch it; \"vault\": a Vault KV v2 secret (see vault)."
+  default     = "terraform"
+
+  validation {
+    condition     = contains(["terraform", "external", "vault"], var.secrets_source)
+    error_message = "The secrets_source must be terraform, external or vault."
+  }
+}
+
+variable "secrets_version" {
+  type        = number
+  description = "Version of the write-only secrets (items_wo_version). Terraform cannot see a change of a write-only value: bump this to write new secret values; the gateway restarts with them."
+  default     = 1
+}
+
+variable "vault" {
+  type = object({
+    # KV v2 path as consul-template reads it, e.g. "secret/data/bay".
+    path = string
+    # Vault role of the job's workload identity; empty: the cluster default.
+    role = optional(string, "")
+  })
+  description = "With secrets_source = \"vault\": where the gateway's secrets live. Every key of the secret becomes an environment variable of the task (BAY_API_KEY, NOMAD_TOKEN, CONSUL_HTTP_TOKEN, BAY_STORE_DSN, NOMAD_CLIENT_KEY_PEM, CONSUL_CLIENT_KEY_PEM)."
+  default     = null
+}
+
+variable "store_driver" {
+  type        = string
+  description = "Where the gateway keeps its state: \"sqlite\" (a file on the data volume; one gateway) or \"postgres\" (store_dsn; any number of gateways, no data volume)."
+  default     = "sqlite"
+
+  validation {
+    condition     = contains(["sqlite", "postgres"], var.store_driver)
+    error_message = "The store_driver must be sqlite or postgres."
+  }
+}
+
+variable "store_dsn" {
+  type        = string
+  description = "PostgreSQL DSN (store_driver = \"postgres\"), a secret: written to the Nomad variable write-only, rendered into the task's secrets directory only."
+  default     = ""
+  sensitive   = true
+}
+
+# TLS to Nomad and Consul, as PEM text. The CA and certificate go into the
+# jobspec; the private key goes with the other secrets.
+
+variable "nomad_tls" {
+  type = object({
+    ca_cert     = string
+    client_cert = optional(string, "")
+    server_name = optional(string, "")
+  })
+  description = "TLS of the gateway's Nomad API connection: CA bundle and client certificate (PEM). The client key is nomad_tls_client_key. Null: plain HTTP or the system roots."
+  default     = null
+}
+
+variable "nomad_tls_client_key" {
+  type        = string
+  description = "Private key (PEM) of nomad_tls.client_cert; a secret, kept out of the state like the others."
+  default     = ""
+  sensitive   = true
+}
+
+variable "consul_tls" {
+  type = object({
+    ca_cert     = string
+    client_cert = optional(string, "")
+    server_name = optional(string, "")
+  })
+  description = "TLS of the gateway's Consul connection (discovery = \"consul\"): CA bundle and client certificate (PEM). The client key is consul_tls_client_key."
+  default     = null
+}
+
+variable "consul_tls_client_key" {
+  type        = string
+  description = "Private key (PEM) of consul_tls.client_cert; a secret."
+  default     = ""
+  sensitive   = true
+}
+
+# What a destroy does with the sessions the gateway started.
+
+variable "drain_on_destroy" {
+  type        = bool
+  description = "When the gateway job is stopped or purged (terraform destroy, nomad job stop) the gateway stops every session it started before it exits, so no sandbox compute is left running. A rolling update or restart is not affected. Cargos (the users' workspaces) are kept unless delete_cargos_on_destroy."
+  default     = true
+}
+
+variable "delete_cargos_on_destroy" {
+  type        = bool
+  description = "With drain_on_destroy, also delete every sandbox and every cargo volume: THE USERS' WORKSPACES ARE LOST. Default false keeps them (their dynamic host volumes bay-cargo-*) for a later deployment."
+  default     = false
+}
+
+variable "drain_timeout" {
+  type        = number
+  description = "Seconds the gateway may spend draining on a deliberate stop; the task's kill_timeout is this plus 15 s."
+  default     = 60
+
+  validation {
+    condition     = var.drain_timeout == floor(var.drain_timeout) && var.drain_timeout >= 5 && var.drain_timeout <= 3600
+    error_message = "The drain_timeout must be a whole number of seconds in 5..3600."
+  }
 }
