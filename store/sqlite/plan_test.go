@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/bay-sandbox/bay/store/internal/sqlstore"
 )
 
 // TestQueryPlans guards the indexes the hot queries rely on: a refactor that
@@ -17,7 +15,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, c := range sqlstore.HotQueries() {
+	for _, c := range s.HotQueries() {
 		t.Run(c.Name, func(t *testing.T) {
 			rows, err := s.Reader().QueryContext(ctx, `EXPLAIN QUERY PLAN `+c.Query, c.Args...)
 			if err != nil {

@@ -40,6 +40,8 @@ var dialect = sqlstore.Dialect{
 	Name:              "sqlite",
 	Migrations:        migrations,
 	IsUniqueViolation: isUniqueViolation,
+	Contains:          func(h, n string) string { return "instr(" + h + ", " + n + ") > 0" },
+	InsertOrder:       "rowid",
 }
 
 // Open opens the database at path, creating it and its directory if needed,

@@ -100,8 +100,8 @@ func (s *DB) ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]sto
 		if t = strings.TrimSpace(t); t == "" {
 			continue
 		}
-		// instr, not LIKE: a tag may contain % or _.
-		tagTerms = append(tagTerms, `instr(lower(tags), ?) > 0`)
+		// A substring test, not LIKE: a tag may contain % or _.
+		tagTerms = append(tagTerms, s.d.Contains(`lower(tags)`, `?`))
 		args = append(args, strings.ToLower(t))
 	}
 	if len(tagTerms) > 0 {
@@ -117,10 +117,10 @@ func (s *DB) ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]sto
 		limit = defaultHistoryPage
 	}
 	offset := max(f.Offset, 0)
-	// rowid breaks ties between entries of the same millisecond in
+	// InsertOrder breaks ties between entries of the same millisecond in
 	// insertion order.
 	rows, err := s.r.QueryContext(ctx, `SELECT `+executionCols+` FROM executions WHERE 1 = 1`+w+
-		` ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+		` ORDER BY created_at DESC, `+s.d.InsertOrder+` DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list executions: %w", err)
 	}
@@ -148,7 +148,7 @@ func (s *DB) LastExecution(ctx context.Context, owner, sandboxID, execType strin
 		args = append(args, execType)
 	}
 	e, err := scanExecution(s.r.QueryRowContext(ctx, `SELECT `+executionCols+` FROM executions WHERE 1 = 1`+w+
-		` ORDER BY created_at DESC, rowid DESC LIMIT 1`, args...))
+		` ORDER BY created_at DESC, `+s.d.InsertOrder+` DESC LIMIT 1`, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Execution{}, fmt.Errorf("last execution of sandbox %s: %w", sandboxID, store.ErrNotFound)
 	}

@@ -10,8 +10,9 @@ type HotQuery struct {
 	Index       string
 }
 
-// HotQueries returns the hot queries.
-func HotQueries() []HotQuery {
+// HotQueries returns the hot queries, in the dialect's SQL but with ?
+// placeholders (Rebind turns them into the dialect's).
+func (s *DB) HotQueries() []HotQuery {
 	return []HotQuery{
 		{"idle expired", qIdleExpired,
 			[]any{1}, "sandboxes_idle"},
@@ -27,7 +28,10 @@ func HotQueries() []HotQuery {
 		{"cargo page", `SELECT ` + cargoCols + ` FROM cargos WHERE 1 = 1 AND owner = ? AND managed = ? AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`,
 			[]any{"a", 0, 1, "x", 51}, "cargos_owner_managed_created"},
 		{"using cargo", `SELECT id FROM sandboxes WHERE cargo_id = ? ORDER BY id`, []any{"c"}, "sandboxes_cargo"},
-		{"history", `SELECT ` + executionCols + ` FROM executions WHERE 1 = 1 AND owner = ? AND sandbox_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+		{"history", `SELECT ` + executionCols + ` FROM executions WHERE 1 = 1 AND owner = ? AND sandbox_id = ? ORDER BY created_at DESC, ` + s.d.InsertOrder + ` DESC LIMIT ? OFFSET ?`,
 			[]any{"a", "sb", 10, 0}, "executions_sandbox_created"},
 	}
 }
+
+// Rebind rewrites a query's ? placeholders into the dialect's.
+func (s *DB) Rebind(q string) string { return s.d.rebind(q) }

@@ -39,7 +39,8 @@ func (s *DB) BeginIdem(ctx context.Context, owner, key, fingerprint string, now 
 		rec      store.IdemRecord
 		acquired bool
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
+		rec, acquired = store.IdemRecord{}, false
 		cur, err := scanIdem(tx.QueryRowContext(ctx, `SELECT `+idemCols+` FROM idempotency WHERE owner = ? AND key = ?`, owner, key))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -57,7 +58,10 @@ func (s *DB) BeginIdem(ctx context.Context, owner, key, fingerprint string, now 
 			CreatedAt: fromMS(ms(now)), ExpiresAt: fromMS(ms(now.Add(ttl))),
 		}
 		acquired = true
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (`+idemCols+`) VALUES (`+placeholders(8)+`)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO idempotency (`+idemCols+`) VALUES (`+placeholders(8)+`)
+			ON CONFLICT (owner, key) DO UPDATE SET fingerprint = excluded.fingerprint, pending = excluded.pending,
+			status = excluded.status, body = excluded.body, created_at = excluded.created_at,
+			expires_at = excluded.expires_at`,
 			owner, key, fingerprint, 1, 0, nil, ms(now), ms(now.Add(ttl)))
 		return err
 	})

@@ -8,20 +8,24 @@ import (
 )
 
 // migrate creates schema_migrations and applies the missing migrations, each
-// in its own IMMEDIATE transaction so two processes opening one file at once
-// cannot both apply the same step.
+// in its own transaction, taken under the dialect's migration lock (SQLite:
+// IMMEDIATE) so two processes opening one database at once cannot both apply
+// the same step.
 func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
+	err := s.runTx(ctx, nil, s.d.MigrationLock, func(tx txn) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at BIGINT NOT NULL
+		)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	migrations := s.d.Migrations
 	for i, m := range migrations {
 		version := i + 1
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			var cur sql.NullInt64
+		err := s.runTx(ctx, nil, s.d.MigrationLock, func(tx txn) error {			var cur sql.NullInt64
 			if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
 				return err
 			}

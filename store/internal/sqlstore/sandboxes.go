@@ -90,7 +90,7 @@ func (s *DB) CreateSandboxWithCargo(ctx context.Context, sb store.Sandbox, c sto
 	if sb.ID == "" || c.ID == "" {
 		return errors.New("create sandbox with cargo: empty id")
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		if err := insertCargo(ctx, tx, c); err != nil {
 			return err
 		}
@@ -162,9 +162,10 @@ func (s *DB) CountSandboxes(ctx context.Context, owner string) (int, error) {
 // SandboxTombstoned) in the same transaction; its time is the wall clock,
 // used only to purge old tombstones.
 func (s *DB) DeleteSandbox(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sandbox_tombstones (id, owner, deleted_at)
-			SELECT id, owner, ? FROM sandboxes WHERE id = ? AND warm = 0`, ms(time.Now()), id); err != nil {
+	err := s.tx(ctx, func(tx txn) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sandbox_tombstones (id, owner, deleted_at)
+			SELECT id, owner, CAST(? AS BIGINT) FROM sandboxes WHERE id = ? AND warm = 0
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, deleted_at = excluded.deleted_at`, ms(time.Now()), id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ?`, id)
@@ -211,7 +212,7 @@ func (s *DB) SetExpiry(ctx context.Context, id string, t *time.Time) error {
 // the same row.
 func (s *DB) ClaimWarm(ctx context.Context, profileID, owner string, now time.Time, ttlSeconds int64, expiresAt *time.Time) (store.Sandbox, bool, error) {
 	var sb store.Sandbox
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		var err error
 		sb, err = scanSandbox(tx.QueryRowContext(ctx, `UPDATE sandboxes
 			SET warm = 0, owner = ?, created_at = ?, ttl_seconds = ?, expires_at = ?

@@ -185,7 +185,7 @@ func (s *DB) ListSkillCandidates(ctx context.Context, f store.SkillCandidateFilt
 		return nil, 0, fmt.Errorf("count skill candidates: %w", err)
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+candidateCols+` FROM skill_candidates`+w+
-		` ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`, append(args, pageLimit(f.Limit), max(f.Offset, 0))...)
+		` ORDER BY created_at DESC, `+s.d.InsertOrder+` DESC LIMIT ? OFFSET ?`, append(args, pageLimit(f.Limit), max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list skill candidates: %w", err)
 	}
@@ -255,7 +255,7 @@ func (s *DB) ListSkillReleases(ctx context.Context, f store.SkillReleaseFilter) 
 // latest result. A candidate not yet promoted becomes evaluating (passed) or
 // rejected (failed); a promoted one keeps its status.
 func (s *DB) EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation) (store.SkillEvaluation, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		c, err := getCandidate(ctx, tx, e.Owner, e.CandidateID)
 		if err != nil {
 			return err
@@ -291,7 +291,7 @@ func (s *DB) EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation
 // ReleaseMode, PromotedBy, PromotedAt, HealthWindowEndAt and the upgrade
 // fields; the rest comes from the candidate.
 func (s *DB) PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		c, err := getCandidate(ctx, tx, r.Owner, candidateID)
 		if err != nil {
 			return err
@@ -329,7 +329,7 @@ func (s *DB) PromoteSkillCandidate(ctx context.Context, candidateID string, r st
 // insertRelease numbers r (next version of its skill key, deleted releases
 // included so versions are never reused), deactivates the active release at
 // its stage and inserts it.
-func (s *DB) insertRelease(ctx context.Context, tx *sql.Tx, r *store.SkillRelease) error {
+func (s *DB) insertRelease(ctx context.Context, tx txn, r *store.SkillRelease) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM skill_releases
 		WHERE owner = ? AND skill_key = ?`, r.Owner, r.SkillKey).Scan(&r.Version); err != nil {
 		return err
@@ -356,7 +356,7 @@ func (s *DB) insertRelease(ctx context.Context, tx *sql.Tx, r *store.SkillReleas
 // is not active or has no predecessor.
 func (s *DB) RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error) {
 	var out store.SkillRelease
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		cur, err := getRelease(ctx, tx, owner, id)
 		if err != nil {
 			return err
@@ -396,7 +396,7 @@ func (s *DB) RollbackSkillRelease(ctx context.Context, owner, id, newID, by stri
 // while one of its releases is active.
 func (s *DB) DeleteSkillCandidate(ctx context.Context, owner, id string, d store.Deletion) (store.SkillCandidate, error) {
 	var out store.SkillCandidate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		c, err := getCandidate(ctx, tx, owner, id)
 		if err != nil {
 			return err
@@ -427,7 +427,7 @@ func (s *DB) DeleteSkillCandidate(ctx context.Context, owner, id string, d store
 // active (the skill then has no active release at that stage).
 func (s *DB) DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error) {
 	var out store.SkillRelease
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		r, err := getRelease(ctx, tx, owner, id)
 		if err != nil {
 			return err

@@ -25,6 +25,25 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a PRIMARY KEY or UNIQUE
 	// failure.
 	IsUniqueViolation func(error) bool
+	// NumberedParams: placeholders are $1, $2, ... rather than ?.
+	NumberedParams bool
+	// TxOptions start every write transaction. The shared read-then-write
+	// transactions need them serialisable: SQLite gets that from BEGIN
+	// IMMEDIATE (set in its DSN), PostgreSQL from LevelSerializable.
+	TxOptions *sql.TxOptions
+	// Retryable reports whether a failed transaction may simply be run
+	// again (a serialisation failure or a deadlock); nil = never.
+	Retryable func(error) bool
+	// MigrationLock, when set, runs first in each migration transaction
+	// (which uses the default isolation), so gateways starting together
+	// apply each step once; SQLite's IMMEDIATE transactions need none.
+	MigrationLock string
+	// Contains is the SQL condition "haystack contains needle", both SQL
+	// expressions.
+	Contains func(haystack, needle string) string
+	// InsertOrder is the column that orders rows inserted in the same
+	// millisecond in insertion order (executions, skill candidates).
+	InsertOrder string
 }
 
 // Options tunes a store. The zero value gives the defaults.
@@ -39,10 +58,10 @@ type Options struct {
 // DB is a store.Store over database/sql. It is safe for concurrent use.
 type DB struct {
 	// w takes the writes and every transaction.
-	w *sql.DB
+	w conn
 	// r serves reads; it may be the same handle as w.
-	r            *sql.DB
-	d            Dialect
+	r            conn
+	d            *Dialect
 	pendingLease time.Duration
 }
 
@@ -55,7 +74,8 @@ func New(ctx context.Context, w, r *sql.DB, d Dialect, o Options) (*DB, error) {
 	if o.IdemPendingLease <= 0 {
 		o.IdemPendingLease = 10 * time.Minute
 	}
-	s := &DB{w: w, r: r, d: d, pendingLease: o.IdemPendingLease}
+	dp := &d
+	s := &DB{w: conn{w, dp}, r: conn{r, dp}, d: dp, pendingLease: o.IdemPendingLease}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -65,31 +85,64 @@ func New(ctx context.Context, w, r *sql.DB, d Dialect, o Options) (*DB, error) {
 
 // Writer and Reader expose the handles to the backend packages' own tests
 // (pragmas, query plans); the store's users go through its methods.
-func (s *DB) Writer() *sql.DB { return s.w }
+func (s *DB) Writer() *sql.DB { return s.w.db }
 
 // Reader is the read handle; see Writer.
-func (s *DB) Reader() *sql.DB { return s.r }
+func (s *DB) Reader() *sql.DB { return s.r.db }
 
 // Close closes the database handles.
 func (s *DB) Close() error {
 	var errs []error
-	if s.r != nil && s.r != s.w {
-		errs = append(errs, s.r.Close())
+	if s.r.db != nil && s.r.db != s.w.db {
+		errs = append(errs, s.r.db.Close())
 	}
-	if s.w != nil {
-		errs = append(errs, s.w.Close())
+	if s.w.db != nil {
+		errs = append(errs, s.w.db.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// tx runs fn in one write transaction (BEGIN IMMEDIATE via the DSN), and
-// commits if fn returns nil.
-func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// tx runs fn in one write transaction and commits if fn returns nil. A
+// transaction the database refused for a retryable reason (a concurrent
+// transaction won a serialisation conflict) is run again, a few times: fn
+// must set everything it returns afresh on every run.
+func (s *DB) tx(ctx context.Context, fn func(txn) error) error {
+	return s.runTx(ctx, s.d.TxOptions, "", fn)
+}
+
+func (s *DB) runTx(ctx context.Context, opts *sql.TxOptions, first string, fn func(txn) error) error {
+	const attempts = 10
+	var err error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			// Back off a little, growing, so the winners get out of the way.
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(time.Duration(i*i) * time.Millisecond):
+			}
+		}
+		err = s.tryTx(ctx, opts, first, fn)
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *DB) tryTx(ctx context.Context, opts *sql.TxOptions, first string, fn func(txn) error) error {
+	tx, err := s.w.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	t := txn{tx, s.d}
+	if first != "" {
+		if _, err := t.ExecContext(ctx, first); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
