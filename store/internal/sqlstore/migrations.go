@@ -25,7 +25,8 @@ func (s *DB) migrate(ctx context.Context) error {
 	migrations := s.d.Migrations
 	for i, m := range migrations {
 		version := i + 1
-		err := s.runTx(ctx, nil, s.d.MigrationLock, func(tx txn) error {			var cur sql.NullInt64
+		err := s.runTx(ctx, nil, s.d.MigrationLock, func(tx txn) error {
+			var cur sql.NullInt64
 			if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
 				return err
 			}
