@@ -61,6 +61,7 @@ type Config struct {
 	Nomad       Nomad
 	Consul      Consul
 	Shutdown    Shutdown
+	Store       Store
 
 	// Profiles are the file's profile blocks, or profiles.Defaults() when
 	// the file defines none.
@@ -212,6 +213,33 @@ type Shutdown struct {
 	Timeout time.Duration
 }
 
+// Store drivers.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
+// Store is where the gateway keeps its state. SQLite (a file in data_dir) is
+// the embedded default for one gateway; several gateways in front of one
+// cluster share a PostgreSQL database, and elect through it the one leader
+// that runs GC, the warm pools and the reconcile loop.
+type Store struct {
+	// Driver is StoreSQLite or StorePostgres.
+	Driver string
+	// DSN is the PostgreSQL connection string (postgres://... or key=value);
+	// BAY_STORE_DSN sets it too. Parts it leaves out come from the standard
+	// PG* variables (PGHOST, PGUSER, PGPASSWORD, PGDATABASE, ...).
+	DSN string
+	// MaxConns caps the gateway's PostgreSQL connections.
+	MaxConns int
+	// LeaseTTL is how long a gateway's leadership and its cold-start leases
+	// last without renewal (renewed every third of it): a gateway that dies
+	// is replaced as leader, and its half-done starts are taken over, within
+	// about LeaseTTL plus a third. Keep it well above the clock skew between
+	// gateways.
+	LeaseTTL time.Duration
+}
+
 // Consul is used when Nomad.Discovery is DiscoveryConsul. Empty fields fall
 // back to CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and friends.
 type Consul struct {
@@ -256,6 +284,7 @@ func Default() *Config {
 			KillTimeout:   10 * time.Second,
 		},
 		Shutdown: Shutdown{Timeout: 60 * time.Second},
+		Store:    Store{Driver: StoreSQLite, MaxConns: 10, LeaseTTL: 15 * time.Second},
 		Profiles: profiles.DefaultSet(),
 	}
 }

@@ -177,7 +177,7 @@ var topSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "auth"}, {Type: "server"}, {Type: "gc"}, {Type: "idempotency"},
 		{Type: "warm_pool"}, {Type: "runtimes"}, {Type: "local"}, {Type: "nomad"},
-		{Type: "consul"}, {Type: "shutdown"}, {Type: "limits"}, profiles.BlockSchema(),
+		{Type: "consul"}, {Type: "shutdown"}, {Type: "limits"}, {Type: "store"}, profiles.BlockSchema(),
 	},
 }
 
@@ -342,6 +342,13 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 		d.get(a, "shutdown.delete_cargos", "delete_cargos", &c.Shutdown.DeleteCargos)
 		d.get(a, "shutdown.timeout", "timeout", &c.Shutdown.Timeout)
 	}
+	if b, ok := first(blocks, "store"); ok {
+		a, _ := d.body(b, attrSchema("driver", "dsn", "max_conns", "lease_ttl"))
+		d.get(a, "store.driver", "driver", &c.Store.Driver)
+		d.get(a, "store.dsn", "dsn", &c.Store.DSN)
+		d.get(a, "store.max_conns", "max_conns", &c.Store.MaxConns)
+		d.get(a, "store.lease_ttl", "lease_ttl", &c.Store.LeaseTTL)
+	}
 	if _, explicit := c.origins["allocator"]; !explicit && m.nomadBlock {
 		c.Allocator = AllocatorNomad
 	}
@@ -485,6 +492,8 @@ func (c *Config) applyEnv(getenv func(string) string) []error {
 		}
 	}
 	setBool("BAY_DRAIN_ON_SHUTDOWN", "shutdown.drain_sessions", &c.Shutdown.DrainSessions, false, true)
+	setStr("BAY_STORE_DRIVER", "store.driver", &c.Store.Driver, true)
+	setStr("BAY_STORE_DSN", "store.dsn", &c.Store.DSN, true)
 	setStr("BAY_SHIP_BIN", "runtimes.ship", &c.Runtimes.Ship, true)
 	setStr("BAY_GULL_BIN", "runtimes.gull", &c.Runtimes.Gull, true)
 	setStr("BAY_PYTHON", "runtimes.python", &c.Runtimes.Python, true)

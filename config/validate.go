@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -102,6 +103,14 @@ func (c *Config) check(withProfiles bool) []error {
 	}
 	if c.GC.Enabled {
 		positive("gc.interval", c.GC.Interval, c.GC.Interval > 0)
+	}
+	oneOf("store.driver", c.Store.Driver, []string{StoreSQLite, StorePostgres})
+	if c.Store.Driver == StoreSQLite && c.Store.DSN != "" {
+		fail("store.dsn", c.Store.DSN, "is only used with driver = %q (SQLite lives in data_dir)", StorePostgres)
+	}
+	positive("store.max_conns", c.Store.MaxConns, c.Store.MaxConns > 0)
+	if c.Store.LeaseTTL < time.Second {
+		fail("store.lease_ttl", c.Store.LeaseTTL, "must be at least 1s, got %v", c.Store.LeaseTTL)
 	}
 	positive("idempotency.ttl", c.Idempotency.TTL, c.Idempotency.TTL > 0)
 	if c.Local.Isolation != IsolationSandbox && c.Local.Isolation != IsolationNone {

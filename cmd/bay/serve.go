@@ -24,7 +24,6 @@ import (
 	"github.com/bay-sandbox/bay/gateway/service"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/version"
-	"github.com/bay-sandbox/bay/store/sqlite"
 )
 
 // serveFlags are the command-line overrides, applied after file and env.
@@ -122,11 +121,19 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 	if err != nil {
 		return fmt.Errorf("resolve data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "bay.db"))
+	st, err := openStore(ctx, cfg, dataDir)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
+	if cfg.Store.Driver == config.StorePostgres {
+		if err := claimInstance(ctx, st, cfg.InstanceID); err != nil {
+			return err
+		}
+		if cfg.Allocator == config.AllocatorLocal {
+			log.Warn("the local allocator's sessions live in this process: with a shared database run one gateway, or use the nomad allocator so every gateway reaches every session")
+		}
+	}
 
 	alloc, err := newAllocator(cfg, dataDir, configFiles, log)
 	if err != nil {
