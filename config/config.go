@@ -20,6 +20,13 @@ const (
 	AllocatorNomad = "nomad"
 )
 
+// What serve does about a Nomad token that lacks capabilities.
+const (
+	TokenCheckWarn   = "warn"
+	TokenCheckRefuse = "refuse"
+	TokenCheckOff    = "off"
+)
+
 // Service discovery providers for Nomad sessions.
 const (
 	DiscoveryNomad  = "nomad"
@@ -172,6 +179,14 @@ type Nomad struct {
 	// tasks' kill_timeout (SIGTERM → SIGKILL).
 	StartTimeout time.Duration
 	KillTimeout  time.Duration
+	// TokenCheck is what `bay serve` does when its Nomad token lacks a
+	// capability Bay needs: TokenCheckWarn (log what fails), TokenCheckRefuse
+	// (do not start) or TokenCheckOff.
+	TokenCheck string
+	// CargoPoolSize is how many cargo volumes are kept created and ready
+	// ahead of demand, so a create need not wait for the node fingerprint
+	// that makes a new volume schedulable (5–10 s on a normal client).
+	CargoPoolSize int
 }
 
 // TLS is the client side of a TLS connection to Nomad or Consul.
@@ -282,6 +297,8 @@ func Default() *Config {
 			Volume:        Volume{Plugin: "mkdir"},
 			StartTimeout:  60 * time.Second,
 			KillTimeout:   10 * time.Second,
+			TokenCheck:    TokenCheckWarn,
+			CargoPoolSize: 2,
 		},
 		Shutdown: Shutdown{Timeout: 60 * time.Second},
 		Store:    Store{Driver: StoreSQLite, MaxConns: 10, LeaseTTL: 15 * time.Second},

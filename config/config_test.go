@@ -242,7 +242,7 @@ func TestFileHCLAndJSON(t *testing.T) {
 		},
 		DefaultDriver: "exec", Discovery: DiscoveryConsul,
 		Volume:       Volume{Plugin: "mkdir", NodePool: "storage"},
-		StartTimeout: 90 * time.Second, KillTimeout: 3 * time.Second,
+		StartTimeout: 90 * time.Second, KillTimeout: 3 * time.Second, TokenCheck: TokenCheckWarn, CargoPoolSize: 2,
 	}
 	want.Consul = Consul{Address: "127.0.0.1:8500", Datacenter: "dc1"}
 	wantProfiles := []profiles.Profile{{

@@ -362,7 +362,7 @@ func (c *Config) decodeNomad(d *decoder, body hcl.Body) {
 	n := &c.Nomad
 	a, bs := d.body(body, withBlocks(attrSchema(
 		"address", "region", "namespace", "token", "datacenters", "node_pool",
-		"default_driver", "discovery", "start_timeout", "kill_timeout"),
+		"default_driver", "discovery", "start_timeout", "kill_timeout", "token_check", "cargo_pool_size"),
 		"tls", "constraint", "volume"), "constraint")
 	d.get(a, "nomad.address", "address", &n.Address)
 	d.get(a, "nomad.region", "region", &n.Region)
@@ -374,6 +374,8 @@ func (c *Config) decodeNomad(d *decoder, body hcl.Body) {
 	d.get(a, "nomad.discovery", "discovery", &n.Discovery)
 	d.get(a, "nomad.start_timeout", "start_timeout", &n.StartTimeout)
 	d.get(a, "nomad.kill_timeout", "kill_timeout", &n.KillTimeout)
+	d.get(a, "nomad.token_check", "token_check", &n.TokenCheck)
+	d.get(a, "nomad.cargo_pool_size", "cargo_pool_size", &n.CargoPoolSize)
 	if tb, ok := first(bs, "tls"); ok {
 		d.tls(tb, "nomad.tls.", &n.TLS)
 	}

@@ -174,6 +174,10 @@ func (c *Config) checkNomad(fail failFunc, oneOf func(field, value string, allow
 	}
 	oneOf("nomad.default_driver", n.DefaultDriver, drivers)
 	oneOf("nomad.discovery", n.Discovery, []string{DiscoveryNomad, DiscoveryConsul})
+	oneOf("nomad.token_check", n.TokenCheck, []string{TokenCheckWarn, TokenCheckRefuse, TokenCheckOff})
+	if n.CargoPoolSize < 0 || n.CargoPoolSize > 100 {
+		fail("nomad.cargo_pool_size", n.CargoPoolSize, "must be between 0 and 100, got %d", n.CargoPoolSize)
+	}
 	if n.Volume.Plugin == "" {
 		fail("nomad.volume.plugin", n.Volume.Plugin, "must not be empty")
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -81,6 +82,9 @@ func (s *Server) toAPIError(c *fiber.Ctx, err error) *apierr.Error {
 	if we, ok := wire.AsError(err); ok {
 		return runtimeError(we)
 	}
+	if be, ok := backendError(c, err); ok {
+		return be
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "not found")
@@ -138,4 +142,47 @@ var internalAddr = regexp.MustCompile(`(?i)\b(?:https?|unix)://[^\s"']+|\b\d{1,3
 // scrubAddrs replaces internal addresses in an error message.
 func scrubAddrs(msg string) string {
 	return internalAddr.ReplaceAllString(msg, "<runtime>")
+}
+
+// backendError maps a classified refusal or outage of the compute backend
+// (allocator.BackendError, made where Nomad answered): a denial is a 502
+// that names the missing ACL capability and is not worth retrying; a
+// refused request a 502 with Nomad's reason; an outage or exhausted
+// capacity a 503 with Retry-After (session_not_ready on a sandbox's routes,
+// which clients already retry, backend_unavailable elsewhere).
+func backendError(c *fiber.Ctx, err error) (*apierr.Error, bool) {
+	var be *allocator.BackendError
+	if !errors.As(err, &be) {
+		return nil, false
+	}
+	details := map[string]any{"operation": be.Op, "retryable": false}
+	switch {
+	case errors.Is(be.Kind, allocator.ErrDenied):
+		if be.Capability != "" {
+			details["capability"] = be.Capability
+		}
+		return apierr.New(http.StatusBadGateway, apierr.CodeBackendDenied,
+			"the gateway's Nomad token may not %s; grant it %s (see examples/acl/bay-policy.hcl)", be.Op, be.Capability).With(details), true
+	case errors.Is(be.Kind, allocator.ErrRefused):
+		return apierr.New(http.StatusBadGateway, apierr.CodeBackendRefused, "%s", scrubAddrs(be.Error())).With(details), true
+	}
+	retry := int64(5000)
+	msg := scrubAddrs(be.Error())
+	if errors.Is(be.Kind, allocator.ErrNoCapacity) {
+		details["resources"] = be.Resources
+		retry = 10000
+	}
+	var e *apierr.Error
+	if id := c.Params("id"); id != "" && strings.HasPrefix(c.Path(), "/v1/sandboxes/") {
+		e = apierr.NotReady(id, retry, msg)
+	} else {
+		e = apierr.New(http.StatusServiceUnavailable, apierr.CodeBackendUnavailable, "%s", msg)
+		e.Details = map[string]any{"retry_after_ms": retry}
+		e.RetryAfterMS = retry
+	}
+	for k, v := range details {
+		e.Details[k] = v
+	}
+	e.Details["retryable"] = true
+	return e, true
 }

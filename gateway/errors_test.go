@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -59,6 +60,60 @@ func TestErrorMapping(t *testing.T) {
 			}
 			if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
 				t.Fatalf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+		})
+	}
+}
+
+// TestBackendErrorMapping: Nomad's refusals and outages, classified by the
+// allocator, become the contract's errors: a denial names the capability
+// and is not retryable (no Retry-After), an outage or full cluster is a 503
+// with Retry-After, on sandbox routes the session_not_ready clients retry.
+func TestBackendErrorMapping(t *testing.T) {
+	s := &Server{log: hclog.NewNullLogger()}
+	denied := &allocator.BackendError{Kind: allocator.ErrDenied, Op: "register job bay-x", Capability: `namespace capability "submit-job"`, Err: errors.New("nomad answered 403: Permission denied")}
+	refused := &allocator.BackendError{Kind: allocator.ErrRefused, Op: "register job bay-x", Err: errors.New("nomad answered 400: namespace not found")}
+	down := &allocator.BackendError{Kind: allocator.ErrUnavailable, Op: "create volume bay-cargo-ws-1", Err: errors.New("nomad answered 500: No path to node")}
+	full := &allocator.BackendError{Kind: allocator.ErrNoCapacity, Op: "place session sess-1", Resources: []string{"cpu"}, Err: errors.New("1 exhausted cpu")}
+	cases := []struct {
+		name, method, path string
+		err                error
+		status             int
+		code, retryAfter   string
+		detail             string // a details key that must be present
+	}{
+		{"denied on create", "POST", "/v1/sandboxes", fmt.Errorf("create cargo storage: %w", denied), 502, "backend_permission_denied", "", "capability"},
+		{"denied on exec", "POST", "/v1/sandboxes/sandbox-1/python/exec", fmt.Errorf("start session: %w", denied), 502, "backend_permission_denied", "", "capability"},
+		{"refused", "POST", "/v1/sandboxes", refused, 502, "backend_error", "", "operation"},
+		{"unreachable on create", "POST", "/v1/sandboxes", down, 503, "backend_unavailable", "5", "retry_after_ms"},
+		{"unreachable on exec", "POST", "/v1/sandboxes/sandbox-1/python/exec", down, 503, "session_not_ready", "5", "sandbox_id"},
+		{"no capacity", "POST", "/v1/sandboxes/sandbox-1/python/exec", full, 503, "session_not_ready", "10", "resources"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := fiber.New(fiber.Config{ErrorHandler: s.errorHandler})
+			app.Post("/v1/sandboxes", func(c *fiber.Ctx) error { return tc.err })
+			app.Post("/v1/sandboxes/:id/python/exec", func(c *fiber.Ctx) error { return tc.err })
+			resp, err := app.Test(httptest.NewRequest(tc.method, tc.path, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var env envelope
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("not an envelope: %s", body)
+			}
+			if resp.StatusCode != tc.status || env.Error.Code != tc.code {
+				t.Fatalf("got %d %s %q, want %d %s", resp.StatusCode, env.Error.Code, env.Error.Message, tc.status, tc.code)
+			}
+			if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+				t.Fatalf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+			if _, ok := env.Error.Details[tc.detail]; !ok {
+				t.Fatalf("details %v lack %q", env.Error.Details, tc.detail)
+			}
+			if tc.code == "backend_permission_denied" && !strings.Contains(env.Error.Message, "submit-job") {
+				t.Fatalf("denial message %q does not name the capability", env.Error.Message)
 			}
 		})
 	}

@@ -69,7 +69,7 @@ func (a *Allocator) volumeRef(ctx context.Context, c allocator.Cargo) (volumeRef
 		if isNotFound(err) {
 			return volumeRef{}, fmt.Errorf("cargo %s: volume %s: %w", c.ID, r.ID, errVolumeMissing)
 		}
-		return volumeRef{}, nomadErr("read volume "+r.ID, err)
+		return volumeRef{}, nomadErr(opReadVolume, r.ID, err)
 	}
 	return volumeRef{ID: v.ID, Name: v.Name, HostPath: v.HostPath, NodeID: v.NodeID}, nil
 }
@@ -101,7 +101,7 @@ func (a *Allocator) CreateCargo(ctx context.Context, spec allocator.CargoSpec) (
 	}
 	resp, _, err := a.client.HostVolumes().Create(&api.HostVolumeCreateRequest{Volume: vol}, writeOpts(ctx))
 	if err != nil {
-		return allocator.Cargo{}, nomadErr("create volume "+name, err)
+		return allocator.Cargo{}, nomadErr(opCreateVolume, name, err)
 	}
 	if resp == nil || resp.Volume == nil {
 		return allocator.Cargo{}, fmt.Errorf("create volume %s: nomad returned no volume", name)
@@ -119,7 +119,7 @@ func (a *Allocator) cargoOf(ctx context.Context, id string, v *api.HostVolume) (
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
 		nv, meta, err := a.client.HostVolumes().Get(v.ID, q)
 		if err != nil {
-			return allocator.Cargo{}, nomadErr("read volume "+v.ID, err)
+			return allocator.Cargo{}, nomadErr(opReadVolume, v.ID, err)
 		}
 		v, index = nv, meta.LastIndex
 	}
@@ -131,7 +131,7 @@ func (a *Allocator) cargoOf(ctx context.Context, id string, v *api.HostVolume) (
 func (a *Allocator) findVolume(ctx context.Context, name string) (*api.HostVolume, error) {
 	stubs, _, err := a.client.HostVolumes().List(nil, (&api.QueryOptions{Prefix: ""}).WithContext(ctx))
 	if err != nil {
-		return nil, nomadErr("list volumes", err)
+		return nil, nomadErr(opListVolumes, "", err)
 	}
 	for _, s := range stubs {
 		if s.Name == name {
@@ -140,7 +140,7 @@ func (a *Allocator) findVolume(ctx context.Context, name string) (*api.HostVolum
 				if isNotFound(err) {
 					return nil, nil
 				}
-				return nil, nomadErr("read volume "+s.ID, err)
+				return nil, nomadErr(opReadVolume, s.ID, err)
 			}
 			return v, nil
 		}
@@ -167,7 +167,7 @@ func (a *Allocator) DeleteCargo(ctx context.Context, c allocator.Cargo) error {
 			if isNotFound(err) {
 				return nil
 			}
-			return nomadErr("read volume "+r.ID, err)
+			return nomadErr(opReadVolume, r.ID, err)
 		}
 		index = meta.LastIndex
 		stopping, running := 0, 0
@@ -199,7 +199,7 @@ func (a *Allocator) DeleteCargo(ctx context.Context, c allocator.Cargo) error {
 		if errors.As(err, &ure) && strings.Contains(strings.ToLower(ure.Body()), "in use") {
 			return fmt.Errorf("delete cargo %s: %w: %s", c.ID, allocator.ErrCargoInUse, strings.TrimSpace(ure.Body()))
 		}
-		return nomadErr("delete volume "+r.ID, err)
+		return nomadErr(opDeleteVolume, r.ID, err)
 	}
 	return nil
 }

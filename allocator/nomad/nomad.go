@@ -71,7 +71,10 @@ type session struct {
 	// wake is poked (never blocking) whenever the machine saw something.
 	wake     chan struct{}
 	stopping bool
-	probes   map[string]context.CancelFunc // container -> health probe after restart
+	// placement is set when the scheduler could place nothing: Start
+	// returns it (ErrNoCapacity naming the exhausted resources).
+	placement *allocator.BackendError
+	probes    map[string]context.CancelFunc // container -> health probe after restart
 	// announced holds the endpoints the event stream's native service
 	// registrations carried (container -> endpoint): probes take them
 	// without asking discovery, which lists every session's instances.
@@ -465,19 +468,6 @@ func (a *Allocator) lookup(ctx context.Context, sessionID string) (*session, err
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.bySession[sessionID], nil
-}
-
-// nomadErr wraps a Nomad API error once with the action, telling "Nomad
-// refused" (the answer's status and message) from "Nomad unreachable".
-func nomadErr(action string, err error) error {
-	var ure api.UnexpectedResponseError
-	if errors.As(err, &ure) {
-		return fmt.Errorf("%s: nomad answered %d: %s", action, ure.StatusCode(), strings.TrimSpace(ure.Body()))
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	return fmt.Errorf("%s: %w: %w", action, ErrUnreachable, err)
 }
 
 // isNotFound says whether Nomad answered 404.

@@ -19,8 +19,9 @@ import (
 
 // Start registers the session's job, follows its allocation through the
 // watcher and returns once every container answers /health. Any failure
-// purges the job (all or nothing) and wraps allocator.ErrStartFailed; not
-// reaching Nomad at all wraps ErrUnreachable instead.
+// purges the job (all or nothing) and wraps allocator.ErrStartFailed; Nomad
+// refusing or not answering is an *allocator.BackendError instead (denied,
+// refused, unavailable, no capacity).
 func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*allocator.Session, error) {
 	if req.Profile == nil {
 		return nil, fmt.Errorf("%w: no profile", allocator.ErrStartFailed)
@@ -93,7 +94,7 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 		reason := err.Error()
 		log.Warn("start failed, job purged", "error", reason, "after", time.Since(started))
 		switch {
-		case errors.Is(err, ErrUnreachable), errors.Is(err, allocator.ErrStartFailed):
+		case isBackendErr(err), errors.Is(err, allocator.ErrStartFailed):
 			return nil, err
 		case ctx.Err() != nil: // the caller gave up
 			return nil, fmt.Errorf("%w: %w", allocator.ErrStartFailed, ctx.Err())
@@ -108,11 +109,9 @@ func (a *Allocator) start(ctx context.Context, s *session, job *api.Job, report 
 	report(allocator.PhasePlacing)
 	resp, _, err := a.client.Jobs().Register(job, writeOpts(ctx))
 	if err != nil {
-		err = nomadErr("register job", err)
-		if errors.Is(err, ErrUnreachable) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %w", allocator.ErrStartFailed, err)
+		// Classified (denied, refused, unavailable): the gateway tells the
+		// client which, instead of a generic failed start.
+		return nil, nomadErr(opRegisterJob, *job.ID, err)
 	}
 	if resp != nil && resp.Warnings != "" {
 		a.log.Debug("job registered with warnings", "job_id", s.jobID, "warnings", resp.Warnings)
@@ -143,6 +142,12 @@ func (a *Allocator) start(ctx context.Context, s *session, job *api.Job, report 
 		phase, reason, running, placed := s.m.Phase(), s.m.Reason(), s.m.TasksRunning(), s.m.AllocID() != ""
 		a.mu.Unlock()
 		if phase == PhaseFailed {
+			a.mu.Lock()
+			placement := s.placement
+			a.mu.Unlock()
+			if placement != nil {
+				return nil, placement
+			}
 			return nil, fmt.Errorf("%w: %s", allocator.ErrStartFailed, reason)
 		}
 		switch {
@@ -242,8 +247,11 @@ func (a *Allocator) watchPlacement(ctx context.Context, s *session, evalID strin
 			if len(ev.FailedTGAllocs) == 0 {
 				return
 			}
+			why := placementFailure(ev.FailedTGAllocs)
 			a.mu.Lock()
-			s.m.Fail("no node can run the session: " + placementFailure(ev.FailedTGAllocs))
+			s.placement = &allocator.BackendError{Kind: allocator.ErrNoCapacity, Op: "place session " + s.info.SessionID,
+				Resources: exhausted(ev.FailedTGAllocs), Err: errors.New("no node can run the session: " + why)}
+			s.m.Fail("no node can run the session: " + why)
 			s.poke()
 			a.mu.Unlock()
 			return
@@ -287,6 +295,35 @@ func placementFailure(failed map[string]*api.AllocationMetric) string {
 		return "placement failed"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// exhausted names what the scheduler found exhausted ("cpu", "memory",
+// quotas); "eligible nodes" when constraints filtered every node out.
+func exhausted(failed map[string]*api.AllocationMetric) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(r string) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	for _, group := range sortedMetricKeys(failed) {
+		m := failed[group]
+		if m == nil {
+			continue
+		}
+		for _, k := range sortedIntKeys(m.DimensionExhausted) {
+			add(k)
+		}
+		for _, q := range m.QuotaExhausted {
+			add("quota " + q)
+		}
+	}
+	if len(out) == 0 {
+		add("eligible nodes")
+	}
+	return out
 }
 
 func sortedMetricKeys(m map[string]*api.AllocationMetric) []string {
@@ -352,7 +389,7 @@ func (a *Allocator) release(ctx context.Context, sessionID string, graceful bool
 				a.forget(jobID)
 				return nil
 			}
-			return nomadErr("stop job "+jobID, err)
+			return nomadErr(opStopJob, jobID, err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
 		if err := a.waitAllocsDone(wctx, jobID); err != nil {
@@ -361,7 +398,7 @@ func (a *Allocator) release(ctx context.Context, sessionID string, graceful bool
 		cancel()
 	}
 	if _, _, err := a.client.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-		return nomadErr("purge job "+jobID, err)
+		return nomadErr(opPurgeJob, jobID, err)
 	}
 	a.forget(jobID)
 	return nil
@@ -406,7 +443,7 @@ func (a *Allocator) waitAllocsDone(ctx context.Context, jobID string) error {
 			if isNotFound(err) {
 				return nil
 			}
-			return nomadErr("read allocations of "+jobID, err)
+			return nomadErr(opReadAllocs, jobID, err)
 		}
 		done := true
 		for _, al := range allocs {
@@ -455,7 +492,7 @@ func (a *Allocator) Resolve(ctx context.Context, sessionID, container string) (a
 		if errors.Is(err, discovery.ErrNoEndpoint) {
 			return allocator.Endpoint{}, fmt.Errorf("session %s container %s: %w: %w", sessionID, container, allocator.ErrContainerDown, err)
 		}
-		return allocator.Endpoint{}, fmt.Errorf("resolve %s of session %s: %w", container, sessionID, err)
+		return allocator.Endpoint{}, discoveryErr(fmt.Sprintf("%s of session %s", container, sessionID), err)
 	}
 	return allocator.Endpoint{Container: container, RuntimeType: rt, URL: ep.URL()}, nil
 }
@@ -465,7 +502,7 @@ func (a *Allocator) bayJobs(ctx context.Context) ([]*api.JobListStub, error) {
 	q := (&api.QueryOptions{Prefix: jobPrefix}).WithContext(ctx)
 	stubs, _, err := a.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
 	if err != nil {
-		return nil, nomadErr("list jobs", err)
+		return nil, nomadErr(opListJobs, "", err)
 	}
 	var out []*api.JobListStub
 	for _, j := range stubs {
@@ -475,7 +512,7 @@ func (a *Allocator) bayJobs(ctx context.Context) ([]*api.JobListStub, error) {
 				if isNotFound(err) {
 					continue
 				}
-				return nil, nomadErr("read job "+j.ID, err)
+				return nil, nomadErr(opReadJob, j.ID, err)
 			}
 			j.Meta = job.Meta
 		}
@@ -533,7 +570,7 @@ func (a *Allocator) adopt(ctx context.Context, jobID string) (*session, error) {
 		if isNotFound(err) {
 			return nil, nil
 		}
-		return nil, nomadErr("read job "+jobID, err)
+		return nil, nomadErr(opReadJob, jobID, err)
 	}
 	var group *api.TaskGroup
 	for _, g := range job.TaskGroups {
@@ -584,7 +621,7 @@ func (a *Allocator) adopt(ctx context.Context, jobID string) (*session, error) {
 	allocs, _, err := a.client.Jobs().Allocations(jobID, false, queryOpts(ctx))
 	if err != nil {
 		a.forget(jobID)
-		return nil, nomadErr("read allocations of "+jobID, err)
+		return nil, nomadErr(opReadAllocs, jobID, err)
 	}
 	sort.Slice(allocs, func(i, j int) bool { return allocs[i].CreateIndex > allocs[j].CreateIndex })
 	a.mu.Lock()

@@ -56,7 +56,7 @@ func (w *watcher) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.log.Warn("read allocations", "error", err, "retry_in", backoff)
+			w.log.Warn("read allocations", "error", nomadErr(opReadAllocs, "bay sessions", err), "retry_in", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, w.maxBackoff)
 			continue

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -36,4 +38,33 @@ func newNomadAllocator(cfg *config.Config, bins map[string]string, env map[strin
 		return nil, fmt.Errorf("start nomad allocator: %w", err)
 	}
 	return a, nil
+}
+
+// checkNomadToken asks Nomad which of Bay's capabilities the gateway's
+// token lacks (nomad { token_check }): "warn" logs each with what fails
+// without it, "refuse" stops the gateway. Nomad not answering is only
+// logged: the allocator retries and calls answer 503 until it is back.
+func checkNomadToken(ctx context.Context, cfg *config.Config, alloc allocator.Allocator, log hclog.Logger) error {
+	na, ok := alloc.(*nomad.Allocator)
+	if !ok || cfg.Nomad.TokenCheck == config.TokenCheckOff {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	missing, err := na.CheckAccess(ctx)
+	if err != nil {
+		log.Warn("could not check the nomad token", "error", err)
+		return nil
+	}
+	if len(missing) == 0 {
+		log.Debug("nomad token has every capability bay needs")
+		return nil
+	}
+	for _, m := range missing {
+		log.Warn("nomad token lacks a capability", "capability", m.Capability, "fails", m.Impact)
+	}
+	if cfg.Nomad.TokenCheck == config.TokenCheckRefuse {
+		return fmt.Errorf("the nomad token lacks what bay needs (grant examples/acl/bay-policy.hcl, or set nomad { token_check = \"warn\" }): %s", nomad.FormatMissing(missing))
+	}
+	return nil
 }

@@ -142,6 +142,9 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 	// Closing the allocator last stops local sessions (Nomad jobs stay for
 	// re-adoption by the next gateway).
 	defer alloc.Close()
+	if err := checkNomadToken(ctx, cfg, alloc, log); err != nil {
+		return err
+	}
 
 	svc := service.New(service.Config{
 		StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout, MaxSessions: cfg.Server.MaxSessions,

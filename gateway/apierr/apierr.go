@@ -30,6 +30,11 @@ const (
 	CodeInsufficientDisk = "insufficient_storage"
 	CodeForbidden        = "forbidden"
 	CodeBadRequest       = "bad_request"
+	// The compute backend (Nomad) refused or could not be reached; details
+	// name the operation (and for a denial the missing ACL capability).
+	CodeBackendDenied      = "backend_permission_denied"
+	CodeBackendRefused     = "backend_error"
+	CodeBackendUnavailable = "backend_unavailable"
 )
 
 // Error is an error the client should see as is.

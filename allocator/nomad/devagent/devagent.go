@@ -1,9 +1,14 @@
-// Package devagent runs a throwaway `nomad agent -dev` for tests and
-// benchmarks: raw_exec enabled, bridge networking through Debian's CNI
-// plugins, dynamic host volumes, free ports, a temporary data dir. Stop
-// leaves nothing behind: it purges every job and volume, lets the client
-// destroy its allocations (network namespaces, iptables rules, mounts), stops
-// the agent and cleans up whatever the client did not get to.
+// Package devagent runs a throwaway Nomad agent for tests and benchmarks:
+// raw_exec enabled, bridge networking through Debian's CNI plugins, dynamic
+// host volumes, free ports, no update check. Two shapes: `nomad agent -dev`
+// (Start), and the shape operators run (StartWith, Options.Dev false): one
+// agent that is server and client, with a persistent data dir, the real
+// node-update interval (5–10 s, where a dev agent takes 1 s) and, when
+// asked, ACLs enabled and bootstrapped. Stop leaves nothing behind: it
+// purges every job and volume, lets the client destroy its allocations
+// (network namespaces, iptables rules, mounts), stops the agent and cleans
+// up whatever the client did not get to. Halt and Resume stop and restart
+// a normal agent on the same data dir and ports, as an outage would.
 //
 // Run one agent at a time on a small machine.
 package devagent
@@ -26,11 +31,33 @@ import (
 // CNIPath is where Debian's containernetworking-plugins live.
 const CNIPath = "/usr/lib/cni"
 
-// Agent is a running dev agent.
+// Options shape the agent.
+type Options struct {
+	// Dev runs `nomad agent -dev` (in-memory server, 1 s node updates).
+	// False runs a normal server + client agent with a data dir on disk.
+	Dev bool
+	// ACL enables ACLs and bootstraps them; Agent.Token is the management
+	// token (normal agents only).
+	ACL bool
+	// ExtraConfig is appended to the agent's HCL (e.g. a client
+	// chroot_env for the exec driver).
+	ExtraConfig string
+	// Within bounds the wait for a ready node with a healthy raw_exec
+	// driver; default 60 s.
+	Within time.Duration
+}
+
+// Agent is a running agent.
 type Agent struct {
 	// Addr is the HTTP API address, e.g. "http://127.0.0.1:41234".
-	Addr    string
+	Addr string
+	// Token is the bootstrap (management) token when ACLs are enabled.
+	Token string
+
+	bin     string
+	opts    Options
 	dir     string
+	cfgPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
 	stopped bool
@@ -39,7 +66,18 @@ type Agent struct {
 // Start launches `<bin> agent -dev` and waits (up to within) for its client
 // node to be ready with a healthy raw_exec driver.
 func Start(bin string, within time.Duration) (*Agent, error) {
-	dir, err := os.MkdirTemp("", "bay-nomad-dev-")
+	return StartWith(bin, Options{Dev: true, Within: within})
+}
+
+// StartWith launches an agent shaped by opts and waits for its client node.
+func StartWith(bin string, opts Options) (*Agent, error) {
+	if opts.Within <= 0 {
+		opts.Within = 60 * time.Second
+	}
+	if opts.Dev && opts.ACL {
+		return nil, errors.New("devagent: ACLs need a normal agent (Dev false)")
+	}
+	dir, err := os.MkdirTemp("", "bay-nomad-agent-")
 	if err != nil {
 		return nil, err
 	}
@@ -47,17 +85,29 @@ func Start(bin string, within time.Duration) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientExtra := ""
+	if !opts.Dev {
+		// A normal client: enabled explicitly, ports on loopback like -dev.
+		clientExtra = "  enabled           = true\n  network_interface = \"lo\"\n"
+	}
 	conf := fmt.Sprintf(`
 data_dir  = %q
 bind_addr = "127.0.0.1"
 log_level = "INFO"
+# Tests have no internet: never look up the checkpoint service.
+disable_update_check = true
 ports {
   http = %d
   rpc  = %d
   serf = %d
 }
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
 client {
-  cni_path = %q
+%s  cni_path = %q
   options = {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
@@ -67,27 +117,36 @@ plugin "raw_exec" {
     enabled = true
   }
 }
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], CNIPath)
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], clientExtra, CNIPath)
+	if !opts.Dev {
+		conf += `
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+`
+		if opts.ACL {
+			conf += "acl {\n  enabled = true\n}\n"
+		}
+	}
+	conf += opts.ExtraConfig
 	cfgPath := filepath.Join(dir, "agent.hcl")
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
+	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), bin: bin, opts: opts, dir: dir, cfgPath: cfgPath}
+	if err := a.launch(); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so a stop reaches its helpers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("start nomad agent: %w", err)
+	if opts.ACL {
+		if err := a.bootstrapACL(opts.Within); err != nil {
+			tail := a.LogTail(4000)
+			a.Stop()
+			return nil, fmt.Errorf("%w\nagent log tail:\n%s", err, tail)
+		}
 	}
-	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), dir: dir, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(a.done) }()
-	if err := a.waitReady(within); err != nil {
+	if err := a.waitReady(opts.Within); err != nil {
 		tail := a.LogTail(4000)
 		a.Stop()
 		return nil, fmt.Errorf("%w\nagent log tail:\n%s", err, tail)
@@ -95,10 +154,90 @@ plugin "raw_exec" {
 	return a, nil
 }
 
+// launch starts the agent process on the prepared config.
+func (a *Agent) launch() error {
+	logf, err := os.OpenFile(filepath.Join(a.dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	args := []string{"agent", "-config", a.cfgPath}
+	if a.opts.Dev {
+		args = []string{"agent", "-dev", "-config", a.cfgPath}
+	}
+	cmd := exec.Command(a.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a stop reaches its helpers too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start nomad agent: %w", err)
+	}
+	a.cmd, a.done = cmd, make(chan struct{})
+	done := a.done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	return nil
+}
+
+// Halt stops the agent process only (SIGINT to the agent, not to its task
+// helpers), as an outage would: a normal client leaves its tasks running
+// and re-attaches to them when it comes back (Resume). Jobs, volumes and
+// the data dir stay.
+func (a *Agent) Halt() {
+	if a.cmd == nil || a.opts.Dev {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+// Resume starts a halted agent again on the same data dir and ports and
+// waits for its node.
+func (a *Agent) Resume() error {
+	if a.opts.Dev {
+		return errors.New("devagent: a dev agent keeps no state to resume")
+	}
+	if err := a.launch(); err != nil {
+		return err
+	}
+	return a.waitReady(a.opts.Within)
+}
+
+// bootstrapACL makes the management token once the server has a leader.
+func (a *Agent) bootstrapACL(within time.Duration) error {
+	c, err := api.NewClient(&api.Config{Address: a.Addr})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for {
+		tok, _, err := c.ACLTokens().Bootstrap(nil)
+		if err == nil {
+			a.Token = tok.SecretID
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bootstrap ACLs: %w", err)
+		}
+		select {
+		case <-a.done:
+			return errors.New("nomad agent exited")
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
 // Client returns an API client for the agent.
 func (a *Agent) Client() (*api.Client, error) {
-	return api.NewClient(&api.Config{Address: a.Addr})
+	return api.NewClient(&api.Config{Address: a.Addr, SecretID: a.Token})
 }
+
+// Dir is the agent's directory (config, log, data).
+func (a *Agent) Dir() string { return a.dir }
 
 // LogTail returns the last n bytes of the agent's log.
 func (a *Agent) LogTail(n int) string {
@@ -135,7 +274,7 @@ func (a *Agent) waitReady(within time.Duration) error {
 }
 
 // Stop drains and stops the agent and removes its data dir. It is safe to
-// call twice.
+// call twice, and after Halt.
 func (a *Agent) Stop() {
 	if a.stopped {
 		return
@@ -144,13 +283,17 @@ func (a *Agent) Stop() {
 	if c, err := a.Client(); err == nil {
 		a.drain(c, 30*time.Second)
 	}
-	pgid := a.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGINT)
 	select {
-	case <-a.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-a.done
+	case <-a.done: // halted and not resumed
+	default:
+		pgid := a.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGINT)
+		select {
+		case <-a.done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-a.done
+		}
 	}
 	// An interrupted dev agent leaves its tasks running: end what it left.
 	killStragglers(a.dir)
