@@ -82,6 +82,10 @@ func (req StartRequest) Report(phase string) {
 type CargoSpec struct {
 	ID          string
 	SizeLimitMB int
+	// Ready asks CreateCargo to return only once a session can be placed on
+	// the cargo at once (a pool making cargos ahead of demand). Without it
+	// a backend may return earlier and make the first start wait.
+	Ready bool
 }
 
 // Cargo is a created cargo as the allocator knows it. Backend is what the

@@ -54,8 +54,11 @@ func parseLocator(loc string) (volumeRef, error) {
 	return r, nil
 }
 
-// volumeRef completes a cargo's locator from Nomad when it lacks the name or
-// host path.
+// volumeRef returns the volume a session claims, waiting (bounded by ctx)
+// until Nomad can place on it: a dynamic host volume is schedulable only
+// once its client's node fingerprint carries it and it reads "ready", which
+// takes 1 s on a dev agent and 5–10 s on a normal client. A locator that
+// already records the host path was ready once and is taken as is.
 func (a *Allocator) volumeRef(ctx context.Context, c allocator.Cargo) (volumeRef, error) {
 	r, err := parseLocator(c.Locator)
 	if err != nil {
@@ -64,19 +67,48 @@ func (a *Allocator) volumeRef(ctx context.Context, c allocator.Cargo) (volumeRef
 	if r.Name != "" && r.HostPath != "" {
 		return r, nil
 	}
-	v, _, err := a.client.HostVolumes().Get(r.ID, queryOpts(ctx))
+	v, err := a.waitReady(ctx, r.ID)
 	if err != nil {
 		if isNotFound(err) {
 			return volumeRef{}, fmt.Errorf("cargo %s: volume %s: %w", c.ID, r.ID, errVolumeMissing)
 		}
-		return volumeRef{}, nomadErr(opReadVolume, r.ID, err)
+		return volumeRef{}, err
 	}
 	return volumeRef{ID: v.ID, Name: v.Name, HostPath: v.HostPath, NodeID: v.NodeID}, nil
+}
+
+// waitReady follows a volume (blocking queries) until it is ready.
+func (a *Allocator) waitReady(ctx context.Context, id string) (*api.HostVolume, error) {
+	var index uint64
+	for {
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
+		v, meta, err := a.client.HostVolumes().Get(id, q)
+		if err != nil {
+			if isNotFound(err) {
+				return nil, err
+			}
+			return nil, nomadErr(opReadVolume, id, err)
+		}
+		if v.State == api.HostVolumeStateReady && v.HostPath != "" {
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("volume %s is still %s: %w", id, v.State, ctx.Err())
+		}
+		index = meta.LastIndex
+	}
 }
 
 // CreateCargo creates the cargo's dynamic host volume (plugin VolumePlugin,
 // node pool VolumeNodePool). Creating a cargo that already has a volume
 // returns that volume (a retried create).
+//
+// It returns once Nomad has made the volume, without waiting for it to
+// read ready (spec.Ready asks for that): the request that creates a cargo
+// does not need to place anything on it, and a normal client reports a
+// new volume only with its next node update, 5–10 s later. The first
+// session start on the cargo waits instead (volumeRef), and the gateway's
+// cargo pool makes ready volumes ahead so that wait is rare.
 func (a *Allocator) CreateCargo(ctx context.Context, spec allocator.CargoSpec) (allocator.Cargo, error) {
 	if spec.ID == "" {
 		return allocator.Cargo{}, errors.New("create cargo: empty id")
@@ -85,7 +117,7 @@ func (a *Allocator) CreateCargo(ctx context.Context, spec allocator.CargoSpec) (
 	if v, err := a.findVolume(ctx, name); err != nil {
 		return allocator.Cargo{}, err
 	} else if v != nil {
-		return a.cargoOf(ctx, spec.ID, v)
+		return a.cargoOf(ctx, spec, v)
 	}
 	vol := &api.HostVolume{
 		Name:     name,
@@ -106,25 +138,25 @@ func (a *Allocator) CreateCargo(ctx context.Context, spec allocator.CargoSpec) (
 	if resp == nil || resp.Volume == nil {
 		return allocator.Cargo{}, fmt.Errorf("create volume %s: nomad returned no volume", name)
 	}
-	return a.cargoOf(ctx, spec.ID, resp.Volume)
+	return a.cargoOf(ctx, spec, resp.Volume)
 }
 
-// cargoOf waits for the volume to be ready and makes its cargo.
-func (a *Allocator) cargoOf(ctx context.Context, id string, v *api.HostVolume) (allocator.Cargo, error) {
-	var index uint64
-	for v.State != api.HostVolumeStateReady || v.HostPath == "" {
-		if ctx.Err() != nil {
-			return allocator.Cargo{}, fmt.Errorf("volume %s is %s: %w", v.ID, v.State, ctx.Err())
-		}
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
-		nv, meta, err := a.client.HostVolumes().Get(v.ID, q)
+// cargoOf makes the cargo of a volume, after waiting for it to be ready
+// when spec.Ready asks. The locator records the host path only once the
+// volume is ready, so a start on a not-yet-ready cargo knows to wait.
+func (a *Allocator) cargoOf(ctx context.Context, spec allocator.CargoSpec, v *api.HostVolume) (allocator.Cargo, error) {
+	if spec.Ready && (v.State != api.HostVolumeStateReady || v.HostPath == "") {
+		rv, err := a.waitReady(ctx, v.ID)
 		if err != nil {
-			return allocator.Cargo{}, nomadErr(opReadVolume, v.ID, err)
+			return allocator.Cargo{}, err
 		}
-		v, index = nv, meta.LastIndex
+		v = rv
 	}
-	ref := volumeRef{ID: v.ID, Name: v.Name, HostPath: v.HostPath, NodeID: v.NodeID}
-	return allocator.Cargo{ID: id, Backend: BackendHostVolume, Locator: ref.locator()}, nil
+	ref := volumeRef{ID: v.ID, Name: v.Name, NodeID: v.NodeID}
+	if v.State == api.HostVolumeStateReady {
+		ref.HostPath = v.HostPath
+	}
+	return allocator.Cargo{ID: spec.ID, Backend: BackendHostVolume, Locator: ref.locator()}, nil
 }
 
 // findVolume returns the volume called name, if any.
@@ -148,9 +180,14 @@ func (a *Allocator) findVolume(ctx context.Context, name string) (*api.HostVolum
 	return nil, nil
 }
 
-// DeleteCargo deletes the cargo's volume. A session still claiming it makes
-// the call fail with allocator.ErrCargoInUse; sessions already being
-// stopped are waited for (bounded by ctx). A missing volume is not an error.
+// DeleteCargo deletes the cargo's volume once no allocation claims it. A
+// session still meant to run on it makes the call fail with
+// allocator.ErrCargoInUse; allocations being stopped are waited for
+// (bounded by ctx) until their client reports them finished, so Gull has
+// saved its browser profile into the cargo and exited before the volume's
+// directory is removed. Nomad refusing the delete because a claim is not
+// released yet, or the plugin racing a last write ("directory not empty"),
+// is retried within ctx. A missing volume is not an error.
 func (a *Allocator) DeleteCargo(ctx context.Context, c allocator.Cargo) error {
 	if c.Backend != "" && c.Backend != BackendHostVolume {
 		return fmt.Errorf("delete cargo %s: backend %q is not %q", c.ID, c.Backend, BackendHostVolume)
@@ -159,15 +196,54 @@ func (a *Allocator) DeleteCargo(ctx context.Context, c allocator.Cargo) error {
 	if err != nil {
 		return fmt.Errorf("delete cargo %s: %w", c.ID, err)
 	}
+	backoff := 100 * time.Millisecond
+	for {
+		gone, err := a.waitUnclaimed(ctx, c.ID, r.ID)
+		if err != nil || gone {
+			return err
+		}
+		_, _, err = a.client.HostVolumes().Delete(&api.HostVolumeDeleteRequest{ID: r.ID}, writeOpts(ctx))
+		if err == nil || isNotFound(err) {
+			return nil
+		}
+		var ure api.UnexpectedResponseError
+		body := ""
+		if errors.As(err, &ure) {
+			body = strings.ToLower(ure.Body())
+		}
+		switch {
+		case strings.Contains(body, "no such volume"):
+			return nil
+		case strings.Contains(body, "in use"), strings.Contains(body, "not empty"):
+			// A claim not released yet, or a last write racing the plugin's
+			// removal: the next round waits for claims again.
+			if ctx.Err() != nil {
+				return fmt.Errorf("delete cargo %s: %w: %s", c.ID, allocator.ErrCargoInUse, strings.TrimSpace(ure.Body()))
+			}
+			a.log.Debug("volume delete refused, retrying", "volume_id", r.ID, "answer", strings.TrimSpace(ure.Body()))
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		return nomadErr(opDeleteVolume, r.ID, err)
+	}
+}
+
+// waitUnclaimed blocks until no live allocation claims the volume; gone
+// reports a volume that no longer exists.
+func (a *Allocator) waitUnclaimed(ctx context.Context, cargoID, volumeID string) (gone bool, err error) {
 	var index uint64
 	for {
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
-		v, meta, err := a.client.HostVolumes().Get(r.ID, q)
+		v, meta, err := a.client.HostVolumes().Get(volumeID, q)
 		if err != nil {
 			if isNotFound(err) {
-				return nil
+				return true, nil
 			}
-			return nomadErr(opReadVolume, r.ID, err)
+			if ctx.Err() != nil {
+				return false, fmt.Errorf("delete cargo %s: %w: volume %s still claimed", cargoID, allocator.ErrCargoInUse, volumeID)
+			}
+			return false, nomadErr(opReadVolume, volumeID, err)
 		}
 		index = meta.LastIndex
 		stopping, running := 0, 0
@@ -182,24 +258,13 @@ func (a *Allocator) DeleteCargo(ctx context.Context, c allocator.Cargo) error {
 			}
 		}
 		if running > 0 {
-			return fmt.Errorf("delete cargo %s: %w: volume %s is claimed by %d running allocation(s)", c.ID, allocator.ErrCargoInUse, r.ID, running)
+			return false, fmt.Errorf("delete cargo %s: %w: volume %s is claimed by %d running allocation(s)", cargoID, allocator.ErrCargoInUse, volumeID, running)
 		}
 		if stopping == 0 {
-			break
+			return false, nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("delete cargo %s: %w: %d allocation(s) still stopping", c.ID, allocator.ErrCargoInUse, stopping)
+			return false, fmt.Errorf("delete cargo %s: %w: %d allocation(s) still stopping", cargoID, allocator.ErrCargoInUse, stopping)
 		}
 	}
-	if _, _, err := a.client.HostVolumes().Delete(&api.HostVolumeDeleteRequest{ID: r.ID}, writeOpts(ctx)); err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		var ure api.UnexpectedResponseError
-		if errors.As(err, &ure) && strings.Contains(strings.ToLower(ure.Body()), "in use") {
-			return fmt.Errorf("delete cargo %s: %w: %s", c.ID, allocator.ErrCargoInUse, strings.TrimSpace(ure.Body()))
-		}
-		return nomadErr(opDeleteVolume, r.ID, err)
-	}
-	return nil
 }

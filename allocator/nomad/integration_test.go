@@ -1,6 +1,7 @@
 package nomad
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,7 +153,7 @@ func TestNomadSessionLifecycle(t *testing.T) {
 	ctx := ctxT(t, 4*time.Minute)
 	a := newAllocator(t, fakeConfig(addr, "gw-test"))
 
-	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "c1"})
+	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "c1", Ready: true})
 	if err != nil {
 		t.Fatalf("CreateCargo: %v", err)
 	}
@@ -164,7 +165,7 @@ func TestNomadSessionLifecycle(t *testing.T) {
 		t.Fatalf("locator %q: %+v %v", cargo.Locator, ref, err)
 	}
 	// Creating it again returns the same volume.
-	again, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "c1"})
+	again, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "c1", Ready: true})
 	if err != nil || again.Locator != cargo.Locator {
 		t.Fatalf("second CreateCargo = %+v, %v; want the same locator", again, err)
 	}
@@ -415,5 +416,31 @@ func TestNomadUnreachable(t *testing.T) {
 	}
 	if _, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "x"}); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("CreateCargo against nothing = %v", err)
+	}
+}
+
+// TestNomadStartWaitsForNewVolume: CreateCargo returns before the volume
+// reads ready (the create request places nothing on it), and the first
+// start on it waits for the volume instead of failing placement.
+func TestNomadStartWaitsForNewVolume(t *testing.T) {
+	addr := nomadAgent(t)
+	ctx := ctxT(t, 2*time.Minute)
+	a := newAllocator(t, fakeConfig(addr, "gw-fresh"))
+	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "fresh"})
+	if err != nil {
+		t.Fatalf("CreateCargo: %v", err)
+	}
+	t.Cleanup(func() { _ = a.DeleteCargo(context.Background(), cargo) })
+	if _, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sbn", SessionID: "sen", Profile: fakeProfile(), Cargo: cargo}); err != nil {
+		t.Fatalf("Start on a just-created cargo: %v", err)
+	}
+	if err := a.Stop(ctx, "sen"); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := a.DeleteCargo(ctx, cargo); err != nil {
+		t.Fatalf("DeleteCargo right after Stop: %v", err)
+	}
+	if v, _ := a.findVolume(ctx, volumePrefix+"fresh"); v != nil {
+		t.Fatalf("volume %s left after DeleteCargo", v.ID)
 	}
 }

@@ -249,8 +249,12 @@ func (a *Allocator) watchPlacement(ctx context.Context, s *session, evalID strin
 			}
 			why := placementFailure(ev.FailedTGAllocs)
 			a.mu.Lock()
-			s.placement = &allocator.BackendError{Kind: allocator.ErrNoCapacity, Op: "place session " + s.info.SessionID,
-				Resources: exhausted(ev.FailedTGAllocs), Err: errors.New("no node can run the session: " + why)}
+			// Exhausted resources are capacity (503, retry later); nodes
+			// filtered out by constraints stay a failed start naming them.
+			if res := exhausted(ev.FailedTGAllocs); len(res) > 0 {
+				s.placement = &allocator.BackendError{Kind: allocator.ErrNoCapacity, Op: "place session " + s.info.SessionID,
+					Resources: res, Err: errors.New("no node can run the session: " + why)}
+			}
 			s.m.Fail("no node can run the session: " + why)
 			s.poke()
 			a.mu.Unlock()
@@ -298,7 +302,7 @@ func placementFailure(failed map[string]*api.AllocationMetric) string {
 }
 
 // exhausted names what the scheduler found exhausted ("cpu", "memory",
-// quotas); "eligible nodes" when constraints filtered every node out.
+// quotas); none when constraints filtered every node out.
 func exhausted(failed map[string]*api.AllocationMetric) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -319,9 +323,6 @@ func exhausted(failed map[string]*api.AllocationMetric) []string {
 		for _, q := range m.QuotaExhausted {
 			add("quota " + q)
 		}
-	}
-	if len(out) == 0 {
-		add("eligible nodes")
 	}
 	return out
 }
