@@ -35,6 +35,7 @@ func main() {
 		{"nomad", benchNomad},
 		{"lifecycle", benchLifecycle},
 		{"gull", benchGull},
+		{"stream", benchStream},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

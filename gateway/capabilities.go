@@ -21,6 +21,7 @@ import (
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/gull"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/bay-sandbox/bay/store"
 )
 
@@ -151,6 +152,9 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
+		return s.streamPython(c, req.execMeta, ship.PythonExecRequest{Code: code, Timeout: timeout})
+	}
 	t, ctx, release, err := s.call(c, profiles.CapPython, timeout)
 	if err != nil {
 		return err
@@ -161,24 +165,7 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	images := res.Output.Images
-	if images == nil {
-		images = []map[string]string{}
-	}
-	id := s.record(c.UserContext(), t, "python", code, res.Success, elapsed, strPtr(res.Output.Text), res.Error, nil, req.execMeta)
-	return c.JSON(fiber.Map{
-		"success": res.Success,
-		"output":  res.Output.Text,
-		"error":   res.Error,
-		"data": fiber.Map{
-			"execution_count": res.ExecutionCount,
-			"output":          fiber.Map{"text": res.Output.Text, "images": images},
-		},
-		"execution_id":      id,
-		"execution_time_ms": elapsed.Milliseconds(),
-		"code":              codeIf(req.IncludeCode, code),
-	})
+	return c.JSON(s.pythonResult(c.UserContext(), t, req.execMeta, code, res, time.Since(start)))
 }
 
 func codeIf(include bool, code string) *string {
@@ -217,31 +204,21 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	shipReq := ship.ShellExecRequest{Command: command, Cwd: cwd, Timeout: timeout}
+	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
+		return s.streamShell(c, req.execMeta, shipReq)
+	}
 	t, ctx, release, err := s.call(c, profiles.CapShell, timeout)
 	if err != nil {
 		return err
 	}
 	defer release()
 	start := time.Now()
-	res, err := s.shipClient(t).ShellExec(ctx, ship.ShellExecRequest{Command: command, Cwd: cwd, Timeout: timeout})
+	res, err := s.shipClient(t).ShellExec(ctx, shipReq)
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	output := res.Stdout + res.Stderr
-	errText := res.Error
-	if errText == nil && !res.Success && res.Stderr != "" {
-		errText = strPtr(res.Stderr)
-	}
-	var exit *int
-	if res.ReturnCode != nil {
-		exit = res.ReturnCode
-	}
-	id := s.record(c.UserContext(), t, "shell", command, res.Success, elapsed, strPtr(output), errText, nil, req.execMeta)
-	return c.JSON(fiber.Map{
-		"success": res.Success, "output": output, "error": errText, "exit_code": exit,
-		"execution_id": id, "execution_time_ms": elapsed.Milliseconds(), "command": codeIf(req.IncludeCode, command),
-	})
+	return c.JSON(s.shellResult(c.UserContext(), t, req.execMeta, command, res, time.Since(start)))
 }
 
 type browserMeta struct {
@@ -566,7 +543,8 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return apierr.Schema("body", "expected multipart/form-data with a file part and a path field")
 	}
-	mr := multipart.NewReader(s.bodyReader(c, nil), params["boundary"])
+	body := s.bodyReader(c, nil)
+	mr := multipart.NewReader(body, params["boundary"])
 	var dest string
 	var spooled *os.File
 	defer func() {
@@ -596,7 +574,11 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 		case "file":
 			filename = part.FileName()
 			if dest != "" {
-				return s.uploadStream(c, dest, part)
+				if err := s.uploadStream(c, dest, part); err != nil {
+					return err
+				}
+				drainBody(c, body)
+				return nil
 			}
 			if spooled != nil {
 				return apierr.Schema("file", "multipart field \"file\" given twice")
@@ -626,7 +608,22 @@ func (s *Server) upload(c *fiber.Ctx) (err error) {
 	if _, err := spooled.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewind spooled upload: %w", err)
 	}
-	return s.uploadStream(c, dest, spooled)
+	if err := s.uploadStream(c, dest, spooled); err != nil {
+		return err
+	}
+	drainBody(c, body)
+	return nil
+}
+
+// drainBody reads what is left of a streamed request body (the closing
+// multipart boundary, a chunked body's last chunk) so the connection can
+// carry the next request; a body with more than a little left is not
+// drained but the connection closed.
+func drainBody(c *fiber.Ctx, body io.Reader) {
+	n, _ := io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	if n >= 64<<10 {
+		c.Context().SetConnectionClose()
+	}
 }
 
 func (s *Server) uploadStream(c *fiber.Ctx, raw string, r io.Reader) error {

@@ -49,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	if code, ok := runClient(args, stdout, stderr); ok {
+		return code
+	}
 	fmt.Fprintf(stderr, "bay: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
@@ -62,6 +65,9 @@ Commands:
   config validate   check a config file and report every problem with its position
   version           print the version
 
+Client commands (address from -address or BAY_ADDR, key from -api-key, BAY_API_KEY or the
+credentials file bay serve writes; -json for JSON output):
+`+clientHelp()+`
 Run "bay serve -h" for the serve flags.
 `)
 }

@@ -39,7 +39,7 @@ func TestTailBufferKeepsLatest(t *testing.T) {
 func TestCaptureMarkerAcrossChunks(t *testing.T) {
 	c := newCapture(1 << 10)
 	c.feed([]byte("noise between cells"))
-	c.begin("<<END-123>>")
+	c.begin("<<END-123>>", nil)
 	c.feed([]byte("hello <<EN"))
 	c.feed([]byte("D-12"))
 	c.feed([]byte("3>>after"))
@@ -48,7 +48,7 @@ func TestCaptureMarkerAcrossChunks(t *testing.T) {
 	}
 	// Output after the marker and before the next cell is dropped.
 	c.feed([]byte("late"))
-	c.begin("#M#")
+	c.begin("#M#", nil)
 	c.feed([]byte("a<b>#M"))
 	if got := c.finish(10 * time.Millisecond); got != "a<b>#M" {
 		t.Fatalf("without marker got %q", got)
@@ -57,7 +57,7 @@ func TestCaptureMarkerAcrossChunks(t *testing.T) {
 
 func TestCaptureTruncates(t *testing.T) {
 	c := newCapture(4)
-	c.begin("|")
+	c.begin("|", nil)
 	c.feed([]byte("0123456789|"))
 	got := c.finish(time.Second)
 	if !strings.HasPrefix(got, "0123\n") || !strings.Contains(got, "6 more bytes") {

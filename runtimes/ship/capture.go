@@ -20,13 +20,14 @@ type capture struct {
 	pending []byte // a tail that may be the start of the marker
 	buf     []byte
 	dropped int64
+	sink    func([]byte) // also told what is kept, as it comes (streaming)
 	done    chan struct{}
 }
 
 func newCapture(limit int) *capture { return &capture{limit: limit} }
 
 // begin starts collecting a new cell's output, ending at marker.
-func (c *capture) begin(marker string) {
+func (c *capture) begin(marker string, sink func([]byte)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.active = true
@@ -34,6 +35,7 @@ func (c *capture) begin(marker string) {
 	c.pending = nil
 	c.buf = nil
 	c.dropped = 0
+	c.sink = sink
 	c.done = make(chan struct{})
 }
 
@@ -67,7 +69,9 @@ func (c *capture) feed(b []byte) {
 		close(c.done)
 		return
 	}
-	hold := min(len(c.marker)-1, len(data))
+	// Hold back only a tail that could start the marker, so output is
+	// released (and streamed) as soon as it is written.
+	hold := markerPrefixLen(data, c.marker)
 	c.keep(data[:len(data)-hold])
 	c.pending = append([]byte(nil), data[len(data)-hold:]...)
 }
@@ -76,10 +80,12 @@ func (c *capture) keep(b []byte) {
 	room := c.limit - len(c.buf)
 	if room >= len(b) {
 		c.buf = append(c.buf, b...)
+		c.tell(b)
 		return
 	}
 	if room > 0 {
 		c.buf = append(c.buf, b[:room]...)
+		c.tell(b[:room])
 	}
 	c.dropped += int64(len(b) - max(room, 0))
 }
@@ -110,4 +116,21 @@ func (c *capture) finish(wait time.Duration) string {
 		out += fmt.Sprintf("\n[output truncated: %d more bytes not shown]\n", c.dropped)
 	}
 	return out
+}
+
+func (c *capture) tell(b []byte) {
+	if c.sink != nil && len(b) > 0 {
+		c.sink(b)
+	}
+}
+
+// markerPrefixLen is the length of the longest suffix of data that is a
+// proper prefix of marker.
+func markerPrefixLen(data, marker []byte) int {
+	for n := min(len(marker)-1, len(data)); n > 0; n-- {
+		if bytes.HasPrefix(marker, data[len(data)-n:]) {
+			return n
+		}
+	}
+	return 0
 }

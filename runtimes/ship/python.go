@@ -261,6 +261,12 @@ func (k *kernel) dropLocked(p *pyProc) {
 // KeyboardInterrupt); an interpreter that does not stop within the interrupt
 // grace is killed and replaced, which loses its state.
 func (k *kernel) Exec(ctx context.Context, code string, timeout time.Duration) (PythonExecResponse, error) {
+	return k.ExecStream(ctx, code, timeout, nil)
+}
+
+// ExecStream is Exec that also hands the cell's output to sink as it is
+// written (sink must not block; nil: no streaming).
+func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Duration, sink func([]byte)) (PythonExecResponse, error) {
 	select {
 	case k.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -304,7 +310,7 @@ func (k *kernel) Exec(ctx context.Context, code string, timeout time.Duration) (
 	p.nextID++
 	id := p.nextID
 	marker := newMarker()
-	p.out.begin(marker)
+	p.out.begin(marker, sink)
 	if err := writeFrame(p.req, map[string]any{"type": "exec", "id": id, "code": code, "marker": marker}); err != nil {
 		k.discard(p)
 		return failed(0, "the interpreter is gone (state lost); it will be restarted on the next call", p.out.finish(0)), nil
@@ -510,6 +516,15 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	timeout, err := timeoutOf(req.Timeout)
 	if err != nil {
 		return err
+	}
+	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
+		return s.streamExec(c, func(ctx context.Context, q *outputQueue) (any, error) {
+			resp, err := s.py.ExecStream(ctx, req.Code, timeout, func(b []byte) { q.add(wire.StreamOutput, b) })
+			if err != nil {
+				return nil, wire.NewAPIError(fiber.StatusServiceUnavailable, wire.CodeUnavailable, "python: %v", err)
+			}
+			return resp, nil
+		})
 	}
 	resp, err := s.py.Exec(s.work, req.Code, timeout)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"sort"
@@ -72,14 +73,26 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 		}
 		return c.JSON(ShellExecResponse{Success: true, PID: p.pid, ProcessID: p.id})
 	}
-	return c.JSON(s.runForeground(cmd, timeout))
+	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
+		return s.streamExec(c, func(ctx context.Context, q *outputQueue) (any, error) {
+			return s.runForeground(ctx, cmd, timeout, streamWriter{q, wire.StreamStdout}, streamWriter{q, wire.StreamStderr}), nil
+		})
+	}
+	return c.JSON(s.runForeground(s.work, cmd, timeout, nil, nil))
 }
 
-// runForeground runs cmd to completion or until timeout (or shutdown), when
-// its whole process group is killed.
-func (s *Server) runForeground(cmd *exec.Cmd, timeout time.Duration) ShellExecResponse {
+// runForeground runs cmd to completion or until timeout (or ctx ends: the
+// caller went away or ship shuts down), when its whole process group is
+// killed. Non-nil tees also get the output as it is written (streaming).
+func (s *Server) runForeground(ctx context.Context, cmd *exec.Cmd, timeout time.Duration, stdoutTee, stderrTee io.Writer) ShellExecResponse {
 	stdout, stderr := newHeadBuffer(s.cfg.OutputLimit), newHeadBuffer(s.cfg.OutputLimit)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if stdoutTee != nil {
+		cmd.Stdout = io.MultiWriter(stdout, stdoutTee)
+	}
+	if stderrTee != nil {
+		cmd.Stderr = io.MultiWriter(stderr, stderrTee)
+	}
 	if err := cmd.Start(); err != nil {
 		msg := fmt.Sprintf("start command: %v", err)
 		return ShellExecResponse{Error: &msg}
@@ -96,8 +109,11 @@ func (s *Server) runForeground(cmd *exec.Cmd, timeout time.Duration) ShellExecRe
 	case werr = <-waited:
 	case <-timer.C:
 		why = fmt.Sprintf("command timed out after %s; its process group was killed", timeout)
-	case <-s.work.Done():
-		why = "command cancelled: ship is shutting down; its process group was killed"
+	case <-ctx.Done():
+		why = "command cancelled; its process group was killed"
+		if s.work.Err() != nil {
+			why = "command cancelled: ship is shutting down; its process group was killed"
+		}
 	}
 	if why != "" {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
