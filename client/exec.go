@@ -92,6 +92,9 @@ func (c *Client) stream(ctx context.Context, r request, onOutput func(OutputChun
 			if err := json.Unmarshal(data, out); err != nil {
 				return fmt.Errorf("decode result event: %w", err)
 			}
+			// The stream ends right after its result: read to the end so
+			// the connection is reused.
+			_, _ = io.Copy(io.Discard, io.LimitReader(br, 4096))
 			return nil
 		case "error":
 			var env struct {

@@ -52,7 +52,7 @@ func execCmd(ctx context.Context, m *Meta, args []string) int {
 			return m.fail(err)
 		}
 		if sb.Status != client.StatusReady && sb.Status != client.StatusDegraded {
-			m.progress("==> Sandbox %s is %s; waiting for compute", id, sb.Status)
+			m.progress("==> Sandbox %s is %s (%s); waiting for compute", id, sb.Status, describePhase(sb))
 			if _, err := m.waitReady(ctx, c, id); err != nil {
 				return m.fail(err)
 			}

@@ -219,6 +219,9 @@ func DoEventStream(ctx context.Context, hc *http.Client, url string, in any, onO
 			if err := json.Unmarshal(ev.Data, out); err != nil {
 				return fmt.Errorf("decode result event: %w", err)
 			}
+			// The stream ends right after its result: read to the end so
+			// the connection is reused.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 			return nil
 		case EventError:
 			var eb ErrorBody
