@@ -82,9 +82,14 @@ type Config struct {
 // Auth is API-key authentication.
 type Auth struct {
 	// APIKeys accepted as "Authorization: Bearer <key>". BAY_API_KEY adds one.
+	// They are admin keys of owner LegacyOwner (see APIKey).
 	APIKeys []string
 	// AllowAnonymous lets requests without a key through (owner from X-Owner).
 	AllowAnonymous bool
+	// Keys are named keys bound to owners (key blocks); see APIKey.
+	Keys []APIKey
+	// KeysFile holds more key blocks, re-read on SIGHUP and on change.
+	KeysFile string
 }
 
 // Server holds request handling limits.

@@ -45,3 +45,49 @@ limits {
 		}
 	}
 }
+
+func TestKeyBlocksAndKeysFile(t *testing.T) {
+	kf := writeFile(t, "keys.hcl", `
+key "bob" {
+  owner  = "bob"
+  sha256 = "`+strings.Repeat("AB", 32)+`"
+}`)
+	c := load(t, "bay.hcl", `
+auth {
+  api_keys  = ["legacy-key-0123456789"]
+  keys_file = "`+kf+`"
+  key "alice" {
+    owner  = "alice"
+    secret = "alice-secret-0123456789"
+  }
+  key "ops" {
+    owner  = "ops"
+    sha256 = "`+strings.Repeat("0f", 32)+`"
+    admin  = true
+  }
+}`)
+	if len(c.Auth.Keys) != 2 || c.Auth.Keys[0].Owner != "alice" || len(c.Auth.Keys[0].SHA256) != 64 || !c.Auth.Keys[1].Admin || c.Auth.KeysFile != kf {
+		t.Fatalf("keys %+v", c.Auth)
+	}
+	fk, err := LoadKeysFile(kf)
+	if err != nil || len(fk) != 1 || fk[0].SHA256 != strings.Repeat("ab", 32) || fk[0].Admin {
+		t.Fatalf("keys file: %+v %v", fk, err)
+	}
+	lines := strings.Join(loadErr(t, "bay.hcl", `
+auth {
+  key "x" { owner = "x" }
+  key "y" {
+    owner  = "__pool"
+    secret = "long-enough-secret-1"
+  }
+  key "z" {
+    owner  = "z"
+    sha256 = "nothex"
+  }
+}`), "\n")
+	for _, want := range []string{"sha256 (hex SHA-256 of the key) is required", `owner "__pool"`, "sha256 must be 64 hex digits"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("missing %q in:\n%s", want, lines)
+		}
+	}
+}

@@ -279,9 +279,13 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 	d.get(attrs, "allocator", "allocator", &c.Allocator)
 
 	if b, ok := first(blocks, "auth"); ok {
-		a, _ := d.body(b, attrSchema("api_keys", "allow_anonymous"))
+		schema := attrSchema("api_keys", "allow_anonymous", "keys_file")
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: "key", LabelNames: []string{"name"}})
+		a, kb := d.body(b, schema, "key")
 		d.get(a, "auth.api_keys", "api_keys", &c.Auth.APIKeys)
 		d.get(a, "auth.allow_anonymous", "allow_anonymous", &c.Auth.AllowAnonymous)
+		d.get(a, "auth.keys_file", "keys_file", &c.Auth.KeysFile)
+		c.Auth.Keys = append(c.Auth.Keys, decodeKeys(d, kb["key"], "auth.key")...)
 	}
 	if b, ok := first(blocks, "server"); ok {
 		a, _ := d.body(b, attrSchema("request_timeout", "start_timeout", "max_sandboxes_per_owner", "max_sessions", "warmup_on_create"))
@@ -479,6 +483,7 @@ func (c *Config) applyEnv(getenv func(string) string) []error {
 		c.Auth.APIKeys = append(append([]string(nil), c.Auth.APIKeys...), v)
 		c.origins["auth.api_keys"] = origin{env: "BAY_API_KEY", value: c.Auth.APIKeys}
 	}
+	setStr("BAY_KEYS_FILE", "auth.keys_file", &c.Auth.KeysFile, true)
 	setBool("BAY_ALLOW_ANONYMOUS", "auth.allow_anonymous", &c.Auth.AllowAnonymous, false, true)
 	setStr("BAY_ALLOCATOR", "allocator", &c.Allocator, true)
 	setStr("BAY_LOCAL_ISOLATION", "local.isolation", &c.Local.Isolation, true)

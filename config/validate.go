@@ -128,6 +128,7 @@ func (c *Config) check(withProfiles bool) []error {
 		fail("shutdown.delete_cargos", c.Shutdown.DeleteCargos, "needs shutdown.drain_sessions = true")
 	}
 	c.checkLimits(fail)
+	c.checkKeys(fail)
 
 	if c.Allocator == AllocatorNomad {
 		c.checkNomad(fail, oneOf, positive)

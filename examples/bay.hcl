@@ -43,6 +43,26 @@ auth {
   # Let requests without a key through (owner from X-Owner). A wrong key is
   # still refused. Env: BAY_ALLOW_ANONYMOUS.
   allow_anonymous = false
+
+  # The keys above (api_keys, BAY_API_KEY, the generated one) are admin keys
+  # of owner "default". Named keys bind a key to one owner: everything made
+  # with it belongs to that owner, and X-Owner naming another owner is a 403
+  # unless the key is an admin key (admin keys may act as any owner and are
+  # the only ones allowed on /v1/admin/*). Give the key's hex SHA-256
+  # (Terraform: sha256(random_password.key.result)), or `secret` = the key
+  # itself, which is hashed at load. Names: [A-Za-z0-9_.-]{1,64}; owners:
+  # [A-Za-z0-9_.@-]{1,128}, not starting with "__".
+  key "team-a" {
+    owner  = "team-a"
+    sha256 = "8d7ea2ba6db7e3ce4fec2b6e9a6a4f1d80c8af8a4fcd1c5a3e3b6c47d1e6f0a2"
+    admin  = false
+  }
+
+  # More key blocks in their own file (same `key "name" { ... }` shape, HCL
+  # or .json), re-read on SIGHUP and whenever the file changes: keys are
+  # added and revoked without a restart; a file that fails to parse keeps
+  # the keys in force. Env: BAY_KEYS_FILE.
+  # keys_file = "/etc/bay/keys.hcl"
 }
 
 server {

@@ -45,8 +45,11 @@ type ProfileSet interface {
 
 // Config is the gateway's own configuration.
 type Config struct {
-	// APIKeyHashes are hex SHA-256 hashes of the accepted bearer keys.
-	APIKeyHashes   []string
+	// APIKeyHashes are hex SHA-256 hashes of the legacy keys (api_keys,
+	// BAY_API_KEY, the generated key): admin keys of DefaultOwner.
+	APIKeyHashes []string
+	// Keys are the named keys bound to owners (SetKeys replaces them).
+	Keys           []Key
 	AllowAnonymous bool
 	// MaxSandboxesPerOwner limits live sandboxes per owner (0 = unlimited).
 	MaxSandboxesPerOwner int
@@ -96,6 +99,7 @@ type Server struct {
 	gc       *gc.Collector
 	metrics  *metrics
 	ll       atomic.Pointer[limitListener]
+	keys     atomic.Pointer[keyring]
 }
 
 // WarmPool hands out pre-started sandboxes; nil means no warm pool.
@@ -160,6 +164,7 @@ func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, 
 		IdleTimeout:       cfg.IdleTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 	})
+	s.SetKeys(cfg.Keys)
 	s.routes()
 	return s
 }
@@ -267,8 +272,9 @@ func (s *Server) routes() {
 	v1.Post("/skills/releases/:rid/rollback", s.rollbackSkillRelease)
 	v1.Get("/skills/releases/:rid/health", s.skillReleaseHealth)
 
-	v1.Post("/admin/gc/run", s.gcRun)
-	v1.Get("/admin/gc/status", s.gcStatus)
+	admin := v1.Group("/admin", s.adminOnly)
+	admin.Post("/gc/run", s.gcRun)
+	admin.Get("/gc/status", s.gcStatus)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return fiber.NewError(http.StatusNotFound, "no route for "+c.Method()+" "+c.Path())

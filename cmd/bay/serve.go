@@ -156,12 +156,17 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		log.Info("sessions without a sandbox found; the orphan_session gc task will remove them", "count", len(orphans))
 	}
 
-	hashes, generated, err := gateway.Credentials(ctx, st, dataDir, cfg.Auth.APIKeys, cfg.Auth.AllowAnonymous)
+	named, err := loadKeys(cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("load keys: %w", err)
+	}
+	hashes, generated, err := gateway.Credentials(ctx, st, dataDir, cfg.Auth.APIKeys, cfg.Auth.AllowAnonymous,
+		len(named) > 0 || cfg.Auth.KeysFile != "")
 	if err != nil {
 		return fmt.Errorf("set up credentials: %w", err)
 	}
 	gwCfg := gateway.Config{
-		APIKeyHashes: hashes, AllowAnonymous: cfg.Auth.AllowAnonymous,
+		APIKeyHashes: hashes, Keys: named, AllowAnonymous: cfg.Auth.AllowAnonymous,
 		MaxSandboxesPerOwner: cfg.Server.MaxSandboxesPerOwner, IdempotencyTTL: cfg.Idempotency.TTL,
 		NoWarmup: !cfg.Server.WarmupOnCreate,
 	}
@@ -193,13 +198,16 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		fmt.Fprintf(stdout, "generated API key (shown once, also in %s): %s\n", filepath.Join(dataDir, "credentials.json"), generated)
 	case cfg.Auth.AllowAnonymous && len(hashes) == 0:
 		fmt.Fprintln(stdout, "anonymous mode: no API key needed (owner from X-Owner)")
-	case len(cfg.Auth.APIKeys) == 0:
+	case len(cfg.Auth.APIKeys) == 0 && len(hashes) > 0:
 		fmt.Fprintf(stdout, "API key: see %s\n", filepath.Join(dataDir, "credentials.json"))
+	case len(hashes) == 0:
+		fmt.Fprintf(stdout, "API keys: %d named key(s) bound to owners\n", len(named))
 	}
 
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, fn := range []func(context.Context){svc.Run, collector.Run} {
+	watch := func(ctx context.Context) { watchKeys(ctx, cfg.Auth, srv, log) }
+	for _, fn := range []func(context.Context){svc.Run, collector.Run, watch} {
 		wg.Add(1)
 		go func(fn func(context.Context)) { defer wg.Done(); fn(bg) }(fn)
 	}
