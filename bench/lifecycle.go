@@ -61,7 +61,7 @@ func benchLifecycle(ctx context.Context, r *Reporter) error {
 // lcGateway is an in-process gateway on a loopback port.
 type lcGateway struct {
 	url   string
-	st    *sqlite.Store
+	st    store.Store
 	alloc *local.Allocator
 	svc   *service.Manager
 	pool  *warmpool.Pool
@@ -69,7 +69,14 @@ type lcGateway struct {
 	stop  func()
 }
 
-func startLCGateway(ctx context.Context, dir, ship string, warmSize int) (*lcGateway, error) {
+// openStore opens the gateway's store in dir.
+type openStore func(ctx context.Context, dir string) (store.Store, error)
+
+func openSQLite(ctx context.Context, dir string) (store.Store, error) {
+	return sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
+}
+
+func startLCGateway(ctx context.Context, dir, ship string, warmSize int, open openStore) (*lcGateway, error) {
 	log := hclog.NewNullLogger()
 	prof := profiles.Profile{
 		ID: profiles.PythonDefault, IdleTimeout: time.Hour, WarmPoolSize: warmSize, WarmRotateTTL: time.Hour,
@@ -80,7 +87,7 @@ func startLCGateway(ctx context.Context, dir, ship string, warmSize int) (*lcGat
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "bay.db"))
+	st, err := open(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +199,16 @@ func (g *lcGateway) kernelReady(ctx context.Context, sb store.Sandbox) bool {
 
 // firstResultLatencies times create + first python/exec, n times.
 func firstResultLatencies(ctx context.Context, ship string, warmSize, n int) ([]time.Duration, error) {
+	return firstResultLatenciesOn(ctx, ship, warmSize, n, openSQLite)
+}
+
+func firstResultLatenciesOn(ctx context.Context, ship string, warmSize, n int, open openStore) ([]time.Duration, error) {
 	dir, err := os.MkdirTemp("", "bay-bench-lifecycle-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	g, err := startLCGateway(ctx, dir, ship, warmSize)
+	g, err := startLCGateway(ctx, dir, ship, warmSize, open)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ func main() {
 		{"ship", benchShip},
 		{"nomad", benchNomad},
 		{"lifecycle", benchLifecycle},
+		{"pgstore", benchPGStore},
 		{"gull", benchGull},
 		{"stream", benchStream},
 	}

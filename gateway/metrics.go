@@ -61,6 +61,15 @@ func (s *Server) serveMetrics(c *fiber.Ctx) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# HELP bay_build_info Build information.\n# TYPE bay_build_info gauge\nbay_build_info{version=%q} 1\n", version.String())
 
+	if s.leader != nil {
+		lead := 0
+		if s.leader.Leading() {
+			lead = 1
+		}
+		fmt.Fprintf(&b, "# HELP bay_leader 1 while this gateway leads (runs GC, warm pools, reconcile).\n# TYPE bay_leader gauge\nbay_leader %d\n", lead)
+		fmt.Fprintf(&b, "# HELP bay_leader_terms_total Times this gateway became leader.\n# TYPE bay_leader_terms_total counter\nbay_leader_terms_total %d\n", s.leader.Terms())
+	}
+
 	st := s.svc.Stats()
 	b.WriteString("# HELP bay_sessions Sessions the gateway knows, by phase.\n# TYPE bay_sessions gauge\n")
 	fmt.Fprintf(&b, "bay_sessions{phase=\"starting\"} %d\nbay_sessions{phase=\"ready\"} %d\nbay_sessions{phase=\"degraded\"} %d\n", st.Starting, st.Running, st.Degraded)

@@ -97,6 +97,7 @@ type Server struct {
 	idem     *idemLocks
 	warm     WarmPool
 	gc       *gc.Collector
+	leader   Leader
 	metrics  *metrics
 	ll       atomic.Pointer[limitListener]
 	keys     atomic.Pointer[keyring]
@@ -171,6 +172,15 @@ func New(cfg Config, st Store, svc *service.Manager, alloc allocator.Allocator, 
 
 // SetGC wires the garbage collector for the admin API (optional).
 func (s *Server) SetGC(g *gc.Collector) { s.gc = g }
+
+// Leader says whether this gateway leads the ones sharing its store.
+type Leader interface {
+	Leading() bool
+	Terms() int64
+}
+
+// SetLeader wires the leader elector, for /metrics (optional).
+func (s *Server) SetLeader(l Leader) { s.leader = l }
 
 // SetWarmPool wires the warm pool (optional).
 func (s *Server) SetWarmPool(w WarmPool) { s.warm = w }

@@ -2,7 +2,8 @@
 # Installs what Bay's runtimes and tests need on a fresh Debian bookworm:
 # Debian's Chromium and Python (with IPython, matplotlib, numpy), the CNI
 # plugins Nomad's bridge networking uses, bubblewrap and slirp4netns (the
-# local allocator's sandbox), and the pinned agent-browser CLI.
+# local allocator's sandbox), PostgreSQL's server binaries, and the pinned
+# agent-browser CLI.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ need_apt=()
 # The embedded default's sandbox: bubblewrap, and slirp4netns for egress.
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v slirp4netns >/dev/null || need_apt+=(slirp4netns)
+# PostgreSQL server binaries for the store and multi-gateway tests (they run
+# their own throwaway cluster; the system one the package sets up is unused).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing apt packages: ${need_apt[*]}"
   SUDO=""

@@ -39,6 +39,7 @@ type Store interface {
 	Idempotency
 	Skills
 	Meta
+	Leases
 	// SchemaVersion returns the highest applied migration.
 	SchemaVersion(ctx context.Context) (int, error)
 	// Close releases the database handles.

@@ -21,6 +21,7 @@ import (
 	"github.com/bay-sandbox/bay/config"
 	"github.com/bay-sandbox/bay/gateway"
 	"github.com/bay-sandbox/bay/gateway/gc"
+	"github.com/bay-sandbox/bay/gateway/leader"
 	"github.com/bay-sandbox/bay/gateway/service"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/version"
@@ -146,14 +147,27 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		return err
 	}
 
+	// holder names this gateway process in the store's leases.
+	holder := leader.HolderID()
 	svc := service.New(service.Config{
 		StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout, MaxSessions: cfg.Server.MaxSessions,
+		Shared: cfg.Store.Driver == config.StorePostgres, Holder: holder, LeaseTTL: cfg.Store.LeaseTTL,
 	}, st, alloc, cfg.Profiles, log)
-	orphans, err := svc.Reconcile(ctx)
-	if err != nil {
-		log.Warn("reconcile sessions", "error", err)
-	} else if len(orphans) > 0 {
-		log.Info("sessions without a sandbox found; the orphan_session gc task will remove them", "count", len(orphans))
+	if cfg.Store.Driver == config.StorePostgres {
+		// Other gateways may be starting sessions right now: adopt what
+		// runs, clear nothing (that is the leader's reconcile and GC).
+		if n, err := svc.Adopt(ctx); err != nil {
+			log.Warn("adopt sessions", "error", err)
+		} else if n > 0 {
+			log.Info("sessions adopted", "count", n)
+		}
+	} else {
+		orphans, err := svc.Reconcile(ctx)
+		if err != nil {
+			log.Warn("reconcile sessions", "error", err)
+		} else if len(orphans) > 0 {
+			log.Info("sessions without a sandbox found; the orphan_session gc task will remove them", "count", len(orphans))
+		}
 	}
 
 	named, err := loadKeys(cfg.Auth)
@@ -204,23 +218,30 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		fmt.Fprintf(stdout, "API keys: %d named key(s) bound to owners\n", len(named))
 	}
 
+	// Every gateway follows the allocator's events; the cluster-wide loops
+	// run on the leader only (with SQLite's single gateway, that is it).
+	elector := leader.New(leader.Config{Holder: holder, TTL: cfg.Store.LeaseTTL}, st, log)
+	leaderWork := []func(context.Context){collector.Run}
+	if cfg.WarmPool.Enabled && pool.Enabled() {
+		leaderWork = append(leaderWork, pool.Run)
+	}
+	srv.SetLeader(elector)
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	watch := func(ctx context.Context) { watchKeys(ctx, cfg.Auth, srv, log) }
-	for _, fn := range []func(context.Context){svc.Run, collector.Run, watch} {
-		wg.Add(1)
-		go func(fn func(context.Context)) { defer wg.Done(); fn(bg) }(fn)
-	}
-	if cfg.WarmPool.Enabled && pool.Enabled() {
-		wg.Add(1)
-		go func() { defer wg.Done(); pool.Run(bg) }()
-	}
+	wg.Add(3)
+	go func() { defer wg.Done(); svc.Run(bg) }()
+	go func() { defer wg.Done(); watch(bg) }()
+	go func() { defer wg.Done(); elector.Run(bg, leaderWork...) }()
 
 	serveErr := srv.Serve(ctx, ln)
 	log.Info("shutting down")
+	wasLeader := elector.Leading()
 	stopBG()
 	wg.Wait()
-	if cfg.WarmPool.Enabled && pool.Enabled() {
+	// The warm pool belongs to the leader: a follower leaving must not
+	// empty the pool the leader keeps.
+	if cfg.WarmPool.Enabled && pool.Enabled() && wasLeader {
 		drainCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		pool.Drain(drainCtx)
 		cancel()

@@ -264,6 +264,7 @@ func (g *Collector) idleSessions(ctx context.Context, now time.Time) TaskResult 
 			r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", sb.ID, err))
 		case released:
 			r.CleanedCount++
+			g.log.Info("idle session stopped", "sandbox_id", sb.ID, "session_id", sb.SessionID)
 		default:
 			r.SkippedCount++
 		}

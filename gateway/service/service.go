@@ -44,6 +44,7 @@ type Store interface {
 	DeleteExecutions(ctx context.Context, sandboxID string) error
 	CreateCargo(ctx context.Context, c store.Cargo) error
 	TouchCargo(ctx context.Context, id string, t time.Time) error
+	Leases
 }
 
 // Profiles looks profiles up by id.
@@ -66,6 +67,14 @@ type Config struct {
 	MaxSessions int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Shared: other gateways use the same store and allocator, so a
+	// session this gateway has not met may run elsewhere (see cluster.go).
+	Shared bool
+	// Holder names this gateway in the store's leases; default random.
+	Holder string
+	// LeaseTTL is the cold-start lease's lifetime without renewal (a
+	// dead gateway's start is taken over after it). Default 15s.
+	LeaseTTL time.Duration
 }
 
 // phase of a session as the gateway sees it.
@@ -156,6 +165,12 @@ func New(cfg Config, st Store, alloc allocator.Allocator, ps Profiles, log hclog
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Holder == "" {
+		cfg.Holder = NewID("gw-")
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
 	return &Manager{
 		cfg: cfg, store: st, alloc: alloc, profiles: ps, log: log.Named("service"),
 		sessions: map[string]*live{}, idle: map[string]idleMark{}, locks: map[string]*lockRef{},
@@ -190,9 +205,9 @@ func (m *Manager) Status(sb store.Sandbox) string {
 	if sb.ExpiresAt != nil && !m.Now().Before(*sb.ExpiresAt) {
 		return StatusExpired
 	}
+	l := m.cached(sb)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l := m.sessions[sb.ID]
 	if l == nil {
 		return StatusIdle
 	}
@@ -334,7 +349,9 @@ func (m *Manager) Acquire(ctx context.Context, sb store.Sandbox, capability stri
 		return allocator.Endpoint{}, "", func() {}, err
 	}
 	p, _ := m.Profile(sb)
+	stopKeepalive := m.keepalive(sb, p)
 	return ep, sessionID, func() {
+		stopKeepalive()
 		release()
 		if p != nil && m.SessionID(sb.ID) == sessionID {
 			m.Touch(context.WithoutCancel(ctx), sb, p)
@@ -429,6 +446,35 @@ func (m *Manager) start(sb store.Sandbox, l *live) {
 	unlock := m.lock(sb.ID)
 	defer unlock()
 
+	adopted, releaseLease, err := m.claimStart(ctx, sb)
+	if err == nil && adopted != nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		l.sessionID, l.session, l.down = adopted.sessionID, adopted.session, adopted.down
+		if m.sessions[sb.ID] != l {
+			// Stopped while we waited: it was asked to stop, stop it.
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				_ = m.alloc.Destroy(context.Background(), adopted.sessionID)
+			}()
+			l.phase = phaseFailed
+			l.err = apierr.NotReady(sb.ID, 1000, "sandbox was stopped while starting")
+			return
+		}
+		l.phase = phaseRunning
+		return
+	}
+	if err != nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.starts.failed++
+		l.phase = phaseFailed
+		l.err = err
+		return
+	}
+	defer releaseLease()
+
 	began := time.Now()
 	sess, err := m.startSession(ctx, sb, l.sessionID, func(ph string) {
 		m.mu.Lock()
@@ -502,19 +548,21 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 
 // Stop releases sb's session (graceful); the cargo stays.
 func (m *Manager) Stop(ctx context.Context, sb store.Sandbox) error {
-	return m.release(ctx, sb.ID, false)
+	return m.release(ctx, sb, false)
 }
 
 // ReleaseIfIdle stops sb's session when its idle deadline has passed. The
 // check and the hand-over happen under one lock, so a capability call either
 // refreshed the deadline first (the session stays) or starts a new session.
 func (m *Manager) ReleaseIfIdle(ctx context.Context, sb store.Sandbox, now time.Time) (bool, error) {
-	return m.releaseIf(ctx, sb.ID, false, func(l *live) bool {
+	return m.releaseIf(ctx, sb, false, func(l *live) bool {
 		if (l != nil && l.phase == phaseStarting) || m.inflight[sb.ID] > 0 {
 			return false
 		}
+		// The later of this gateway's deadline and the stored one: calls
+		// served by other gateways only reach the store.
 		deadline := m.idle[sb.ID].deadline
-		if _, ok := m.idle[sb.ID]; !ok && sb.IdleExpiresAt != nil {
+		if sb.IdleExpiresAt != nil && sb.IdleExpiresAt.After(deadline) {
 			deadline = *sb.IdleExpiresAt
 		}
 		return !deadline.IsZero() && !now.Before(deadline)
@@ -558,17 +606,20 @@ func (m *Manager) DeleteSandbox(ctx context.Context, sb store.Sandbox) error {
 
 // Destroy releases sb's session at once.
 func (m *Manager) Destroy(ctx context.Context, sb store.Sandbox) error {
-	return m.release(ctx, sb.ID, true)
+	return m.release(ctx, sb, true)
 }
 
-func (m *Manager) release(ctx context.Context, sandboxID string, destroy bool) error {
-	_, err := m.releaseIf(ctx, sandboxID, destroy, nil)
+func (m *Manager) release(ctx context.Context, sb store.Sandbox, destroy bool) error {
+	_, err := m.releaseIf(ctx, sb, destroy, nil)
 	return err
 }
 
 // releaseIf releases the session when cond (checked under the state lock,
 // atomically with the hand-over) holds; nil cond always holds.
-func (m *Manager) releaseIf(ctx context.Context, sandboxID string, destroy bool, cond func(l *live) bool) (bool, error) {
+// With a shared store, a session this gateway never met (started on another
+// gateway, named by sb's row) is released through the allocator all the same.
+func (m *Manager) releaseIf(ctx context.Context, sb store.Sandbox, destroy bool, cond func(l *live) bool) (bool, error) {
+	sandboxID := sb.ID
 	m.mu.Lock()
 	l := m.sessions[sandboxID]
 	if cond != nil && !cond(l) {
@@ -588,15 +639,22 @@ func (m *Manager) releaseIf(ctx context.Context, sandboxID string, destroy bool,
 	}
 	unlock := m.lock(sandboxID)
 	defer unlock()
-	if l != nil && l.session != nil {
+	sessionID := ""
+	switch {
+	case l != nil && l.session != nil:
+		sessionID = l.session.ID
+	case l == nil && m.cfg.Shared:
+		sessionID = sb.SessionID
+	}
+	if sessionID != "" {
 		var err error
 		if destroy {
-			err = m.alloc.Destroy(ctx, l.session.ID)
+			err = m.alloc.Destroy(ctx, sessionID)
 		} else {
-			err = m.alloc.Stop(ctx, l.session.ID)
+			err = m.alloc.Stop(ctx, sessionID)
 		}
 		if err != nil {
-			return true, fmt.Errorf("release session %s: %w", l.session.ID, err)
+			return true, fmt.Errorf("release session %s: %w", sessionID, err)
 		}
 	}
 	if err := m.store.SetSession(ctx, sandboxID, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -637,8 +695,8 @@ func (m *Manager) Containers(ctx context.Context, sb store.Sandbox) []ContainerS
 	if err != nil {
 		return nil
 	}
+	l := m.cached(sb)
 	m.mu.Lock()
-	l := m.sessions[sb.ID]
 	if l == nil || l.phase == phaseFailed {
 		m.mu.Unlock()
 		return nil

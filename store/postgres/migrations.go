@@ -175,4 +175,12 @@ CREATE TABLE skill_runs (
 );
 CREATE INDEX skill_runs_release ON skill_runs(release_id, created_at);
 `,
+	// 4: leases.
+	`
+CREATE TABLE leases (
+	name       TEXT COLLATE "C" PRIMARY KEY,
+	holder     TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+`,
 }

@@ -173,4 +173,14 @@ CREATE TABLE skill_runs (
 );
 CREATE INDEX skill_runs_release ON skill_runs(release_id, created_at);
 `,
+	// 4: leases with expiry (leadership, cold starts), so several gateways
+	// on one database agree on who does what, and a dead holder's lease
+	// lapses.
+	`
+CREATE TABLE leases (
+	name       TEXT PRIMARY KEY,
+	holder     TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+);
+`,
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"SkillCandidatesListAndEvaluate", testSkillCandidatesListAndEvaluate},
 		{"SkillPromoteRollbackDelete", testSkillPromoteRollbackDelete},
 		{"SkillRuns", testSkillRuns},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
