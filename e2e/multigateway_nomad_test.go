@@ -57,7 +57,6 @@ func TestTwoGatewaysOneNomad(t *testing.T) {
 	}
 	base := strings.Replace(string(example), `"http://127.0.0.1:4646"`, strconv.Quote(agent.Addr), 1)
 	extra := fmt.Sprintf(`
-instance_id = "bay-e2e-ha"
 store {
   driver    = "postgres"
   dsn       = %q
@@ -83,7 +82,7 @@ profile "python-default" {
 		}
 		port := testutil.FreePort(t)
 		g := runBay(t, cfgPath, filepath.Join(dir, "data"), port,
-			"BAY_DATA_DIR="+filepath.Join(dir, "data"), "BAY_PORT="+strconv.Itoa(port), "BAY_SHIP_BIN="+ship)
+			"BAY_DATA_DIR="+filepath.Join(dir, "data"), "BAY_PORT="+strconv.Itoa(port), "BAY_SHIP_BIN="+ship, "BAY_API_KEY="+testKey)
 		g.cfgPath, g.port = cfgPath, port
 		return g
 	}
@@ -110,19 +109,19 @@ profile "python-default" {
 	sb2 := b.must(201, "POST", "/v1/sandboxes", map[string]any{}, owner)
 	id2 := sb2["id"].(string)
 	var wg sync.WaitGroup
-	statuses := make([]int, 20)
+	statuses := make([]response, 20)
 	for i := range statuses {
 		g := a
 		if i%2 == 1 {
 			g = b
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); statuses[i] = py(g, id2, "1+1").Status }()
+		go func() { defer wg.Done(); statuses[i] = py(g, id2, "1+1") }()
 	}
 	wg.Wait()
-	for i, s := range statuses {
-		if s != 200 {
-			t.Errorf("concurrent first call %d: %d", i, s)
+	for i, r := range statuses {
+		if r.Status != 200 {
+			t.Errorf("concurrent first call %d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	if jobs := liveJobs(t, nc, id2); len(jobs) != 1 {
@@ -144,8 +143,16 @@ profile "python-default" {
 	}
 	a.kill()
 	killed := time.Now()
-	if r := py(b, id3, "6*7"); r.Status != 200 || !strings.Contains(string(r.Body), "42") {
-		t.Fatalf("B after A died mid-start: %d %s", r.Status, r.Body)
+	// A client retries 503 session_not_ready (Retry-After), as the SDKs do.
+	for {
+		r := py(b, id3, "6*7")
+		if r.Status == 200 && strings.Contains(string(r.Body), "42") {
+			break
+		}
+		if r.Status != 503 || time.Since(killed) > 90*time.Second {
+			t.Fatalf("B after A died mid-start: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("B served the sandbox %v after A died mid-start", time.Since(killed))
 	if jobs := liveJobs(t, nc, id3); len(jobs) != 1 {

@@ -30,6 +30,10 @@ type Leases interface {
 
 func startLease(sandboxID string) string { return "start/" + sandboxID }
 
+// adoptSettle bounds how long a start waits for the containers of a
+// session it adopts to read up on this gateway.
+const adoptSettle = 5 * time.Second
+
 // startPoll is how often a gateway waiting on another's start looks again.
 const startPoll = 200 * time.Millisecond
 
@@ -47,8 +51,9 @@ func (m *Manager) claimStart(ctx context.Context, sb store.Sandbox) (*live, func
 		if ok {
 			break
 		}
-		// Another gateway is starting it: its session may be up already.
-		if l := m.peek(ctx, sb.ID); l != nil {
+		// Another gateway is starting it: take its session once every
+		// container answers.
+		if l := m.peek(ctx, sb.ID, 0); l != nil && len(l.down) == 0 {
 			return l, nil, nil
 		}
 		select {
@@ -83,19 +88,19 @@ func (m *Manager) claimStart(ctx context.Context, sb store.Sandbox) (*live, func
 	}
 	// Under the lease, the row is the truth: a session recorded there was
 	// started by a gateway that finished (adopt it) or died (clean up).
-	if l := m.peek(ctx, sb.ID); l != nil {
+	if l := m.peek(ctx, sb.ID, adoptSettle); l != nil {
 		release()
 		return l, nil, nil
 	}
 	return nil, release, nil
 }
 
-// peek re-reads sb's row and, when it names a session the allocator runs,
+// peek re-reads sb's row and, when it names a session the allocator has,
 // returns it as a running live entry (containers that do not answer marked
-// down). A recorded session the allocator does not run, while nobody holds
-// its start lease, is what a dead gateway left behind: it is destroyed and
-// cleared so no job outlives its start.
-func (m *Manager) peek(ctx context.Context, sandboxID string) *live {
+// down). A recorded session the allocator does not have at all, while
+// nobody holds its start lease, is what a dead gateway left behind: it is
+// destroyed and cleared so no job outlives its start.
+func (m *Manager) peek(ctx context.Context, sandboxID string, settle time.Duration) *live {
 	row, err := m.store.GetSandbox(ctx, "", sandboxID)
 	if err != nil || row.SessionID == "" {
 		return nil
@@ -108,8 +113,22 @@ func (m *Manager) peek(ctx context.Context, sandboxID string) *live {
 		session: &allocator.Session{ID: row.SessionID, SandboxID: row.ID, Endpoints: map[string]allocator.Endpoint{}}}
 	close(l.done)
 	gone := 0
+	settleUntil := time.Now().Add(settle)
 	for _, c := range p.Containers {
 		ep, err := m.alloc.Resolve(ctx, row.SessionID, c.Name)
+		// This gateway's allocator may still be learning the state of a
+		// session it did not start (its event stream catching up): give a
+		// container that reads down a moment before calling it so.
+		for errors.Is(err, allocator.ErrContainerDown) && time.Now().Before(settleUntil) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			ep, err = m.alloc.Resolve(ctx, row.SessionID, c.Name)
+		}
 		switch {
 		case err == nil:
 			l.session.Endpoints[c.Name] = ep
@@ -125,6 +144,27 @@ func (m *Manager) peek(ctx context.Context, sandboxID string) *live {
 	}
 	if holder, exp, err := m.store.GetLease(ctx, startLease(row.ID)); err == nil && holder != m.cfg.Holder && m.Now().Before(exp) {
 		return nil // still being started elsewhere
+	}
+	// Nobody is starting it. If the allocator still has the session (a
+	// start whose gateway died, going on without it; or discovery lagging
+	// behind a start that just finished), adopt it: calls answer
+	// not-ready until its containers are up. Only a session the allocator
+	// does not have at all is cleaned up.
+	if running, err := m.alloc.List(ctx); err == nil {
+		for _, r := range running {
+			if r.SessionID == row.SessionID && r.SandboxID == row.ID {
+				for _, c := range p.Containers {
+					if _, ok := l.session.Endpoints[c.Name]; !ok {
+						l.down[c.Name] = "not answering at adoption"
+					}
+				}
+				m.log.Info("session adopted while its containers come up", "sandbox_id", row.ID, "session_id", row.SessionID)
+				return l
+			}
+		}
+	} else {
+		m.log.Warn("list sessions", "error", err)
+		return nil
 	}
 	m.log.Warn("clearing a session no gateway is starting and the allocator does not run", "sandbox_id", row.ID, "session_id", row.SessionID)
 	if err := m.alloc.Destroy(ctx, row.SessionID); err != nil {
@@ -152,7 +192,7 @@ func (m *Manager) cached(sb store.Sandbox) *live {
 		// Starting on another gateway: report it as such, cache nothing.
 		return &live{sessionID: sb.SessionID, phase: phaseStarting, done: make(chan struct{}), down: map[string]string{}}
 	}
-	adopted := m.peek(ctx, sb.ID)
+	adopted := m.peek(ctx, sb.ID, 0)
 	if adopted == nil {
 		return nil
 	}
