@@ -65,6 +65,13 @@ type Sandboxes interface {
 	ListWithSession(ctx context.Context) ([]Sandbox, error)
 	SandboxTombstoned(ctx context.Context, owner, id string) (bool, error)
 	PurgeTombstones(ctx context.Context, before time.Time) (int, error)
+	// SetIntent records a stop or delete before it is carried out; a
+	// delete replaces a stop, never the reverse. ErrNotFound if gone.
+	SetIntent(ctx context.Context, id, intent string, at time.Time) error
+	// ClearIntent drops a carried-out intent if it is still the recorded one.
+	ClearIntent(ctx context.Context, id, intent string) error
+	// ListIntents returns the sandboxes with an intent pending, oldest first.
+	ListIntents(ctx context.Context) ([]Sandbox, error)
 }
 
 // Cargos are the workspace rows.
@@ -77,6 +84,11 @@ type Cargos interface {
 	SandboxesUsingCargo(ctx context.Context, cargoID string) ([]string, error)
 	ListOrphanCargos(ctx context.Context) ([]Cargo, error)
 	ListOrphanCargosBefore(ctx context.Context, before time.Time) ([]Cargo, error)
+	// ClaimPooledCargo hands the oldest pooled cargo (owner PoolOwner) of
+	// backend to sandboxID as owner's managed cargo; ok=false when none.
+	ClaimPooledCargo(ctx context.Context, backend, owner, sandboxID string, now time.Time) (Cargo, bool, error)
+	// CountPooledCargos counts the unclaimed pooled cargos of backend.
+	CountPooledCargos(ctx context.Context, backend string) (int, error)
 }
 
 // Executions is the capability-call history.

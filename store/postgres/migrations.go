@@ -183,4 +183,12 @@ CREATE TABLE leases (
 	expires_at BIGINT NOT NULL
 );
 `,
+	// 5: durable intent (a stop or delete recorded before it is carried
+	// out, so it survives outages and restarts), found by the reconcile
+	// loop through a partial index.
+	`
+ALTER TABLE sandboxes ADD COLUMN intent TEXT NOT NULL DEFAULT '';
+ALTER TABLE sandboxes ADD COLUMN intent_at BIGINT;
+CREATE INDEX sandboxes_intent ON sandboxes(intent_at) WHERE intent != '';
+`,
 }

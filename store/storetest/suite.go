@@ -43,6 +43,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"SkillPromoteRollbackDelete", testSkillPromoteRollbackDelete},
 		{"SkillRuns", testSkillRuns},
 		{"Leases", testLeases},
+		{"Intents", testIntents},
+		{"CargoPool", testCargoPool},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })

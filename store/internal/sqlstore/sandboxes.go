@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-const sandboxCols = `id, owner, profile_id, cargo_id, session_id, ttl_seconds, created_at, expires_at, idle_expires_at, warm`
+const sandboxCols = `id, owner, profile_id, cargo_id, session_id, ttl_seconds, created_at, expires_at, idle_expires_at, warm, intent, intent_at`
+
+// sandboxInsertCols are the columns a new sandbox sets (no intent yet).
+const sandboxInsertCols = `id, owner, profile_id, cargo_id, session_id, ttl_seconds, created_at, expires_at, idle_expires_at, warm`
 
 // The GC's queries; TestQueryPlans checks each stays on its partial index.
 // Each WHERE repeats its index's condition so the planner may use it.
@@ -31,11 +34,13 @@ func scanSandbox(r scanner) (store.Sandbox, error) {
 		created      int64
 		expires, idl sql.NullInt64
 		warm         int
+		intentAt     sql.NullInt64
 	)
 	if err := r.Scan(&sb.ID, &sb.Owner, &sb.ProfileID, &sb.CargoID, &sb.SessionID, &sb.TTLSeconds,
-		&created, &expires, &idl, &warm); err != nil {
+		&created, &expires, &idl, &warm, &sb.Intent, &intentAt); err != nil {
 		return store.Sandbox{}, err
 	}
+	sb.IntentAt = fromNullMS(intentAt)
 	sb.CreatedAt = fromMS(created)
 	sb.ExpiresAt = fromNullMS(expires)
 	sb.IdleExpiresAt = fromNullMS(idl)
@@ -66,7 +71,7 @@ type execer interface {
 }
 
 func insertSandbox(ctx context.Context, e execer, sb store.Sandbox) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`) VALUES (`+placeholders(10)+`)`,
+	_, err := e.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxInsertCols+`) VALUES (`+placeholders(10)+`)`,
 		sb.ID, sb.Owner, sb.ProfileID, sb.CargoID, sb.SessionID, sb.TTLSeconds,
 		ms(sb.CreatedAt), msPtr(sb.ExpiresAt), msPtr(sb.IdleExpiresAt), boolInt(sb.Warm))
 	return err
