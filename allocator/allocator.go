@@ -7,6 +7,7 @@ package allocator
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/bay-sandbox/bay/profiles"
 )
@@ -157,4 +158,11 @@ type Event struct {
 	Container string // empty for SessionGone
 	Reason    string
 	Endpoint  *Endpoint // set on ContainerUp
+}
+
+// CargoVolume is a cargo's storage as the backend lists it, for the
+// reconcile loop's "is anyone still owning this" check.
+type CargoVolume struct {
+	Cargo     Cargo
+	CreatedAt time.Time
 }

@@ -33,6 +33,7 @@ func main() {
 		{"gateway", benchGateway},
 		{"ship", benchShip},
 		{"nomad", benchNomad},
+		{"nomad-coldstart", benchNomadColdStart},
 		{"lifecycle", benchLifecycle},
 		{"pgstore", benchPGStore},
 		{"gull", benchGull},

@@ -182,7 +182,8 @@ func (s *Server) listSandboxes(c *fiber.Ctx) error {
 	}
 	status := c.Query("status")
 	switch status {
-	case "", service.StatusIdle, service.StatusStarting, service.StatusReady, service.StatusDegraded, service.StatusFailed, service.StatusExpired:
+	case "", service.StatusIdle, service.StatusStarting, service.StatusReady, service.StatusDegraded, service.StatusFailed, service.StatusExpired,
+		service.StatusStopping, service.StatusDeleting:
 	default:
 		return apierr.Schema("status", "unknown status %q", status)
 	}
@@ -354,8 +355,16 @@ func (s *Server) stopSandbox(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.svc.Stop(c.UserContext(), sb); err != nil {
+	// Recorded first, then carried out: a quick stop answers as it always
+	// did; one that cannot finish now (Nomad unreachable, tasks slow to
+	// exit) answers 202 with the pending state, and the reconcile loop
+	// finishes it. A repeated stop is the same request again.
+	done, err := s.svc.RequestStop(c.UserContext(), sb)
+	if err != nil {
 		return err
+	}
+	if !done {
+		return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": service.StatusStopping})
 	}
 	return c.JSON(fiber.Map{"status": "stopped"})
 }
@@ -378,8 +387,16 @@ func (s *Server) deleteSandbox(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.svc.DeleteSandbox(c.UserContext(), sb); err != nil {
+	// As stop: recorded first; 204 when it finished now, else 202 with the
+	// sandbox reading "deleting" until the reconcile loop finishes it. A
+	// repeated DELETE resumes it (and is 204 once the tombstone is there).
+	done, err := s.svc.RequestDelete(c.UserContext(), sb)
+	if err != nil {
 		return err
+	}
+	if !done {
+		sb.Intent = store.IntentDelete
+		return c.Status(http.StatusAccepted).JSON(s.sandboxView(sb))
 	}
 	return c.SendStatus(http.StatusNoContent)
 }

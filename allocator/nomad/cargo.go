@@ -268,3 +268,25 @@ func (a *Allocator) waitUnclaimed(ctx context.Context, cargoID, volumeID string)
 		}
 	}
 }
+
+// ListCargoVolumes lists every cargo volume ("bay-cargo-*") of the
+// namespace with the cargo id its name carries.
+func (a *Allocator) ListCargoVolumes(ctx context.Context) ([]allocator.CargoVolume, error) {
+	stubs, _, err := a.client.HostVolumes().List(nil, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, nomadErr(opListVolumes, "", err)
+	}
+	var out []allocator.CargoVolume
+	for _, s := range stubs {
+		id, ok := strings.CutPrefix(s.Name, volumePrefix)
+		if !ok || id == "" {
+			continue
+		}
+		ref := volumeRef{ID: s.ID, Name: s.Name, NodeID: s.NodeID}
+		out = append(out, allocator.CargoVolume{
+			Cargo:     allocator.Cargo{ID: id, Backend: BackendHostVolume, Locator: ref.locator()},
+			CreatedAt: time.Unix(0, s.CreateTime),
+		})
+	}
+	return out, nil
+}

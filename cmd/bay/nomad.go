@@ -10,6 +10,7 @@ import (
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/allocator/nomad"
 	"github.com/bay-sandbox/bay/config"
+	"github.com/bay-sandbox/bay/gateway/cargopool"
 	"github.com/bay-sandbox/bay/jobspecs"
 )
 
@@ -67,4 +68,16 @@ func checkNomadToken(ctx context.Context, cfg *config.Config, alloc allocator.Al
 		return fmt.Errorf("the nomad token lacks what bay needs (grant examples/acl/bay-policy.hcl, or set nomad { token_check = \"warn\" }): %s", nomad.FormatMissing(missing))
 	}
 	return nil
+}
+
+// newCargoPool keeps nomad { cargo_pool_size } cargo volumes made and
+// ready, so a new sandbox does not wait for its volume to become placeable
+// (gateway/cargopool says why). The embedded default needs none: a local
+// cargo is a directory. A disabled pool's Run and Claimed do nothing.
+func newCargoPool(cfg *config.Config, st cargopool.Store, alloc allocator.Allocator, log hclog.Logger) (*cargopool.Pool, string) {
+	size, backend := 0, ""
+	if cfg.Allocator == config.AllocatorNomad && cfg.Nomad.CargoPoolSize > 0 {
+		size, backend = cfg.Nomad.CargoPoolSize, nomad.BackendHostVolume
+	}
+	return cargopool.New(cargopool.Config{Size: size, Backend: backend}, st, alloc, log), backend
 }

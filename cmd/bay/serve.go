@@ -25,6 +25,7 @@ import (
 	"github.com/bay-sandbox/bay/gateway/service"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/version"
+	"github.com/bay-sandbox/bay/reconcile"
 )
 
 // serveFlags are the command-line overrides, applied after file and env.
@@ -149,10 +150,15 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 
 	// holder names this gateway process in the store's leases.
 	holder := leader.HolderID()
+	cargoPool, poolBackend := newCargoPool(cfg, st, alloc, log)
 	svc := service.New(service.Config{
 		StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout, MaxSessions: cfg.Server.MaxSessions,
 		Shared: cfg.Store.Driver == config.StorePostgres, Holder: holder, LeaseTTL: cfg.Store.LeaseTTL,
+		PoolBackend: poolBackend, OnPoolClaim: cargoPool.Claimed,
 	}, st, alloc, cfg.Profiles, log)
+	// Carries out recorded stops and deletes until done and removes what no
+	// one owns; leader-only, like GC.
+	reconciler := reconcile.New(reconcile.Config{}, st, svc, alloc, log)
 	if cfg.Store.Driver == config.StorePostgres {
 		// Other gateways may be starting sessions right now: adopt what
 		// runs, clear nothing (that is the leader's reconcile and GC).
@@ -221,7 +227,7 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 	// Every gateway follows the allocator's events; the cluster-wide loops
 	// run on the leader only (with SQLite's single gateway, that is it).
 	elector := leader.New(leader.Config{Holder: holder, TTL: cfg.Store.LeaseTTL}, st, log)
-	leaderWork := []func(context.Context){collector.Run}
+	leaderWork := []func(context.Context){collector.Run, reconciler.Run, cargoPool.Run}
 	if cfg.WarmPool.Enabled && pool.Enabled() {
 		leaderWork = append(leaderWork, pool.Run)
 	}

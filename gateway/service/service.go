@@ -30,6 +30,11 @@ const (
 	StatusDegraded = "degraded"
 	StatusFailed   = "failed"
 	StatusExpired  = "expired"
+	// StatusStopping and StatusDeleting: a stop or delete is recorded and
+	// not finished yet (the backend may be unreachable); the reconcile loop
+	// carries it out.
+	StatusStopping = "stopping"
+	StatusDeleting = "deleting"
 )
 
 // Store is what the service needs of the state store.
@@ -45,6 +50,9 @@ type Store interface {
 	CreateCargo(ctx context.Context, c store.Cargo) error
 	TouchCargo(ctx context.Context, id string, t time.Time) error
 	Leases
+	SetIntent(ctx context.Context, id, intent string, at time.Time) error
+	ClearIntent(ctx context.Context, id, intent string) error
+	ClaimPooledCargo(ctx context.Context, backend, owner, sandboxID string, now time.Time) (store.Cargo, bool, error)
 }
 
 // Profiles looks profiles up by id.
@@ -75,6 +83,14 @@ type Config struct {
 	// LeaseTTL is the cold-start lease's lifetime without renewal (a
 	// dead gateway's start is taken over after it). Default 15s.
 	LeaseTTL time.Duration
+	// PoolBackend, when set, makes a new sandbox's managed cargo come from
+	// the cargo pool of that backend first (store.ClaimPooledCargo);
+	// OnPoolClaim is told after each claim (the pool refills).
+	PoolBackend string
+	OnPoolClaim func()
+	// QuickIntent bounds how long Stop and Delete carry out what they
+	// recorded before answering with the pending state; default 20 s.
+	QuickIntent time.Duration
 }
 
 // phase of a session as the gateway sees it.
@@ -162,6 +178,9 @@ func New(cfg Config, st Store, alloc allocator.Allocator, ps Profiles, log hclog
 	if cfg.IdlePersistEvery <= 0 {
 		cfg.IdlePersistEvery = time.Second
 	}
+	if cfg.QuickIntent <= 0 {
+		cfg.QuickIntent = 20 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -202,6 +221,12 @@ func (m *Manager) Profile(sb store.Sandbox) (*profiles.Profile, error) {
 
 // Status computes the status of sb now.
 func (m *Manager) Status(sb store.Sandbox) string {
+	switch sb.Intent {
+	case store.IntentDelete:
+		return StatusDeleting
+	case store.IntentStop:
+		return StatusStopping
+	}
 	if sb.ExpiresAt != nil && !m.Now().Before(*sb.ExpiresAt) {
 		return StatusExpired
 	}
@@ -396,6 +421,9 @@ func (m *Manager) Touch(ctx context.Context, sb store.Sandbox, p *profiles.Profi
 
 // ensure returns sb's running session, starting one (single-flight) if needed.
 func (m *Manager) ensure(ctx context.Context, sb store.Sandbox) (*live, error) {
+	if err := m.settleIntent(ctx, sb); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	l := m.sessions[sb.ID]
 	if l == nil || l.phase == phaseFailed {
@@ -546,11 +574,6 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 	return sess, nil
 }
 
-// Stop releases sb's session (graceful); the cargo stays.
-func (m *Manager) Stop(ctx context.Context, sb store.Sandbox) error {
-	return m.release(ctx, sb, false)
-}
-
 // ReleaseIfIdle stops sb's session when its idle deadline has passed. The
 // check and the hand-over happen under one lock, so a capability call either
 // refreshed the deadline first (the session stays) or starts a new session.
@@ -567,41 +590,6 @@ func (m *Manager) ReleaseIfIdle(ctx context.Context, sb store.Sandbox, now time.
 		}
 		return !deadline.IsZero() && !now.Before(deadline)
 	})
-}
-
-// DeleteSandbox destroys sb's compute, its history and its managed cargo
-// (an external cargo is kept). Shared by the API, TTL expiry and the warm pool.
-func (m *Manager) DeleteSandbox(ctx context.Context, sb store.Sandbox) error {
-	// The row goes first, under the sandbox's lock: a start racing this
-	// delete either finished (and is destroyed below) or fails to record
-	// its session on the missing row, so no compute outlives the sandbox.
-	unlock := m.lock(sb.ID)
-	err := m.store.DeleteSandbox(ctx, sb.ID)
-	unlock()
-	if err != nil {
-		return fmt.Errorf("delete sandbox: %w", err)
-	}
-	if err := m.Destroy(ctx, sb); err != nil {
-		return fmt.Errorf("destroy session: %w", err)
-	}
-	if err := m.store.DeleteExecutions(ctx, sb.ID); err != nil {
-		return fmt.Errorf("delete history: %w", err)
-	}
-	cg, err := m.store.GetCargo(ctx, "", sb.CargoID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("load cargo: %w", err)
-	}
-	if cg.Managed && cg.ManagedBySandboxID == sb.ID {
-		if err := m.alloc.DeleteCargo(ctx, allocator.Cargo{ID: cg.ID, Backend: cg.Backend, Locator: cg.Locator}); err != nil {
-			return fmt.Errorf("delete cargo storage: %w", err)
-		}
-		if err := m.store.DeleteCargo(ctx, cg.ID); err != nil {
-			return fmt.Errorf("delete cargo: %w", err)
-		}
-	}
-	return nil
 }
 
 // Destroy releases sb's session at once.
@@ -643,7 +631,10 @@ func (m *Manager) releaseIf(ctx context.Context, sb store.Sandbox, destroy bool,
 	switch {
 	case l != nil && l.session != nil:
 		sessionID = l.session.ID
-	case l == nil && m.cfg.Shared:
+	case l == nil:
+		// Not in memory: a session another gateway started (shared
+		// store), or one whose release failed before (an outage) or that
+		// a restart forgot: sb's row names it, and it is released by that.
 		sessionID = sb.SessionID
 	}
 	if sessionID != "" {
@@ -861,6 +852,19 @@ const DefaultCargoSizeMB = 1024
 func (m *Manager) CreateCargo(ctx context.Context, owner, managedBy string, sizeMB int) (store.Cargo, error) {
 	if sizeMB == 0 {
 		sizeMB = DefaultCargoSizeMB
+	}
+	if managedBy != "" && sizeMB == DefaultCargoSizeMB && m.cfg.PoolBackend != "" {
+		// A cargo made ahead (cargopool) is ready at once; on a normal
+		// Nomad client a new volume takes 5–10 s to become placeable.
+		cg, ok, err := m.store.ClaimPooledCargo(ctx, m.cfg.PoolBackend, owner, managedBy, m.Now())
+		if err != nil {
+			m.log.Warn("claim pooled cargo", "error", err)
+		} else if ok {
+			if m.cfg.OnPoolClaim != nil {
+				m.cfg.OnPoolClaim()
+			}
+			return cg, nil
+		}
 	}
 	id := NewID("ws-")
 	ac, err := m.alloc.CreateCargo(ctx, allocator.CargoSpec{ID: id, SizeLimitMB: sizeMB})
