@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -20,20 +21,31 @@ const streamKeepalive = time.Second
 
 // outputQueue collects a running program's output for a stream. Writers
 // never block (a slow reader must not stall the program's pipes); chunks of
-// one stream written back to back are merged.
+// one stream written back to back are merged. At most limit bytes wait to
+// be sent: beyond that output is dropped (and the reader told how much), so
+// a fast writer and a slow reader cannot grow Ship's memory.
 type outputQueue struct {
 	mu      sync.Mutex
+	limit   int
+	pending int
+	dropped int64
 	chunks  []wire.OutputChunk
 	partial map[string][]byte // an incomplete UTF-8 tail per stream
 	notify  chan struct{}
 }
 
-func newOutputQueue() *outputQueue {
-	return &outputQueue{partial: map[string][]byte{}, notify: make(chan struct{}, 1)}
+func newOutputQueue(limit int) *outputQueue {
+	return &outputQueue{limit: limit, partial: map[string][]byte{}, notify: make(chan struct{}, 1)}
 }
 
 func (q *outputQueue) add(stream string, b []byte) {
 	q.mu.Lock()
+	if q.pending+len(b) > q.limit {
+		q.dropped += int64(len(b))
+		q.mu.Unlock()
+		return
+	}
+	q.pending += len(b)
 	data := append(q.partial[stream], b...)
 	whole, rest := wire.SplitUTF8(data)
 	q.partial[stream] = append([]byte(nil), rest...)
@@ -63,8 +75,17 @@ func (q *outputQueue) take(final bool) []wire.OutputChunk {
 			delete(q.partial, s)
 		}
 	}
+	if q.dropped > 0 {
+		q.chunks = append(q.chunks, wire.OutputChunk{Stream: wire.StreamStderr,
+			Text: fmt.Sprintf("\n[stream: %d bytes of output not sent, the reader was too slow; the result has the output]\n", q.dropped)})
+		q.dropped = 0
+	}
 	out := q.chunks
 	q.chunks = nil
+	q.pending = 0
+	for _, b := range q.partial {
+		q.pending += len(b)
+	}
 	return out
 }
 
@@ -90,7 +111,7 @@ func (s *Server) streamExec(c *fiber.Ctx, run func(ctx context.Context, q *outpu
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		ctx, cancel := context.WithCancel(s.work)
 		defer cancel()
-		q := newOutputQueue()
+		q := newOutputQueue(s.cfg.OutputLimit)
 		type outcome struct {
 			v   any
 			err error
