@@ -61,6 +61,35 @@ func TestNomadEndToEnd(t *testing.T) {
 
 	sb := g.must(201, "POST", "/v1/sandboxes", map[string]any{"profile": "browser-python"})
 	id := sb["id"].(string)
+	// The cold start reports its phases in order while it runs.
+	order := map[string]int{"placing": 1, "starting_containers": 2, "health_check": 3}
+	var seen []string
+	for deadline := time.Now().Add(120 * time.Second); ; {
+		st := g.must(200, "GET", "/v1/sandboxes/"+id, nil)
+		if st["status"] != "starting" && st["status"] != "idle" {
+			break
+		}
+		if st["status"] == "starting" {
+			ph, _ := st["phase"].(string)
+			if order[ph] == 0 {
+				t.Fatalf("starting sandbox with phase %v", st["phase"])
+			}
+			if len(seen) == 0 || seen[len(seen)-1] != ph {
+				if len(seen) > 0 && order[ph] < order[seen[len(seen)-1]] {
+					t.Fatalf("phase went back: %v then %s", seen, ph)
+				}
+				seen = append(seen, ph)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still starting after 120s (phases %v)", seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(seen) == 0 {
+		t.Fatal("no start phase observed on Nomad")
+	}
+	t.Logf("start phases on nomad: %v", seen)
 	py := g.must(200, "POST", "/v1/sandboxes/"+id+"/python/exec", map[string]any{"code": "open('note.txt','w').write('from python')\nx = 41\nx"})
 	if py["success"] != true || !strings.Contains(py["output"].(string), "41") {
 		t.Fatalf("python: %v", py)
