@@ -17,7 +17,7 @@ import (
 // streamKeepalive is how often a quiet stream sends a comment: it keeps
 // proxies from timing the stream out, and a failed write is how a peer that
 // went away is noticed (and the program interrupted) while it prints nothing.
-const streamKeepalive = time.Second
+const streamKeepalive = 500 * time.Millisecond
 
 // outputQueue collects a running program's output for a stream. Writers
 // never block (a slow reader must not stall the program's pipes); chunks of
