@@ -229,6 +229,11 @@ type Shutdown struct {
 	// DeleteCargos (needs DrainSessions) also deletes every sandbox and
 	// every cargo with its storage: the users' workspaces are lost.
 	DeleteCargos bool
+	// PurgeJob (needs DrainSessions) purges the gateway's own Nomad job once
+	// the drain is done. For a job stopped without purge (purging at once
+	// would end the workload identity the drain authenticates with), so that
+	// nothing of the deployment is left in Nomad.
+	PurgeJob bool
 	// Timeout bounds the drain; keep it under the task's kill_timeout.
 	Timeout time.Duration
 }

@@ -341,9 +341,10 @@ func (c *Config) decodeFile(path string, src []byte, m *merge) hcl.Diagnostics {
 		}
 	}
 	if b, ok := first(blocks, "shutdown"); ok {
-		a, _ := d.body(b, attrSchema("drain_sessions", "delete_cargos", "timeout"))
+		a, _ := d.body(b, attrSchema("drain_sessions", "delete_cargos", "purge_job", "timeout"))
 		d.get(a, "shutdown.drain_sessions", "drain_sessions", &c.Shutdown.DrainSessions)
 		d.get(a, "shutdown.delete_cargos", "delete_cargos", &c.Shutdown.DeleteCargos)
+		d.get(a, "shutdown.purge_job", "purge_job", &c.Shutdown.PurgeJob)
 		d.get(a, "shutdown.timeout", "timeout", &c.Shutdown.Timeout)
 	}
 	if b, ok := first(blocks, "store"); ok {

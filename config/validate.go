@@ -127,6 +127,9 @@ func (c *Config) check(withProfiles bool) []error {
 	if c.Shutdown.DeleteCargos && !c.Shutdown.DrainSessions {
 		fail("shutdown.delete_cargos", c.Shutdown.DeleteCargos, "needs shutdown.drain_sessions = true")
 	}
+	if c.Shutdown.PurgeJob && !c.Shutdown.DrainSessions {
+		fail("shutdown.purge_job", c.Shutdown.PurgeJob, "needs shutdown.drain_sessions = true")
+	}
 	c.checkLimits(fail)
 	c.checkKeys(fail)
 

@@ -146,6 +146,10 @@ shutdown {
   # Also delete every sandbox and every cargo with its storage (needs
   # drain_sessions): THE USERS' WORKSPACES ARE LOST.
   delete_cargos = false
+  # Then purge the gateway's own (stopped) Nomad job. For a job stopped
+  # without -purge: purging removes its allocations, and with them the
+  # workload identity the gateway drains with.
+  purge_job = false
   # Bound of the drain; keep it under the gateway task's kill_timeout.
   timeout = "60s"
 }

@@ -125,6 +125,11 @@ func (js *jobspec) env(t *testing.T, nodeIP string) map[string]string {
 			"network": cty.ObjectVal(map[string]cty.Value{"ip-address": cty.StringVal(nodeIP)}),
 		})}),
 	}}
+	// The task's directories and ports stay as written: the tests compare
+	// them as Nomad's runtime references.
+	for _, v := range []string{"NOMAD_TASK_DIR", "NOMAD_SECRETS_DIR", "NOMAD_ALLOC_DIR", "NOMAD_PORT_http"} {
+		ctx.Variables[v] = cty.StringVal("${" + v + "}")
+	}
 	env := onlyBlock(t, js.task.Body, "env")
 	for name, a := range env.Body.Attributes {
 		v, diags := a.Expr.Value(ctx)

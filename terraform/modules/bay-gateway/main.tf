@@ -27,10 +27,16 @@ locals {
     } : k => v if v != ""
   })
 
+  # Purging a job deletes its allocations, and with them the workload
+  # identity the gateway drains with: in that case Terraform only stops the
+  # job and the gateway purges it once its sessions are stopped.
+  gateway_purges = var.purge_on_destroy && var.drain_on_destroy && var.nomad_auth == "workload_identity"
+
   # The task's kill_timeout leaves the drain its time.
   kill_timeout = var.drain_timeout + 15
-  # How long the data volume is kept after the job is deregistered: the
-  # service deregistration delay, the kill timeout, and a margin.
+  # How long the policy, secrets and data volume are kept after the job is
+  # deregistered: the service deregistration delay, the kill timeout, and a
+  # margin.
   volume_release_seconds = 5 + local.kill_timeout + 10
 
   profiles = var.profiles != "" ? var.profiles : templatefile("${path.module}/templates/profiles.hcl.tftpl", {
@@ -50,6 +56,7 @@ locals {
     volume_plugin       = var.volume_plugin
     drain               = var.drain_on_destroy
     delete_cargos       = var.drain_on_destroy && var.delete_cargos_on_destroy
+    purge_job           = local.gateway_purges
     drain_timeout       = var.drain_timeout
     profiles            = local.profiles
   })
@@ -77,9 +84,12 @@ locals {
     workload_identity = var.nomad_auth == "workload_identity"
     secrets_source    = var.secrets_source
     secrets_path      = local.secrets_path
-    vault             = var.vault
-    store_postgres    = var.store_driver == "postgres"
-    nomad_tls         = var.nomad_tls
+    # The Vault input is read only with secrets_source = "vault"; the
+    # precondition reports a missing one.
+    vault_path     = var.vault != null ? var.vault.path : ""
+    vault_role     = var.vault != null ? var.vault.role : ""
+    store_postgres = var.store_driver == "postgres"
+    nomad_tls      = var.nomad_tls
     # A client certificate comes with its key (a secret: whether one is
     # given must not make the jobspec sensitive, so the certificate decides).
     nomad_tls_key  = var.nomad_tls != null ? var.nomad_tls.client_cert != "" : false
@@ -149,25 +159,24 @@ resource "nomad_dynamic_host_volume" "data" {
 }
 
 # Destroying the job returns as soon as Nomad accepts the deregistration,
-# while the gateway is still draining and holds the volume. This keeps the
-# volume until the task has had its kill timeout to stop.
-resource "time_sleep" "data_volume_release" {
-  count = local.use_volume && var.data_volume.create ? 1 : 0
-
+# while the gateway is still draining: it still needs its ACL policy (to
+# stop its sessions), its secrets and its volume. Destroyed after the job,
+# this waits the task's shutdown delay and kill timeout before they go.
+resource "time_sleep" "gateway_stopped" {
   destroy_duration = "${local.volume_release_seconds}s"
 
-  depends_on = [nomad_dynamic_host_volume.data]
+  depends_on = [nomad_variable.secrets, nomad_acl_policy.gateway, nomad_dynamic_host_volume.data]
 }
 
 resource "nomad_job" "gateway" {
   jobspec          = local.jobspec
   detach           = !var.wait_for_deployment
-  purge_on_destroy = var.purge_on_destroy
+  purge_on_destroy = var.purge_on_destroy && !local.gateway_purges
 
   # The secrets must exist before the first render of the task's templates,
   # the policy before the task's identity uses it, and the volume before
-  # the job can be placed (and after it is gone, via the sleep).
-  depends_on = [nomad_variable.secrets, nomad_acl_policy.gateway, nomad_dynamic_host_volume.data, time_sleep.data_volume_release]
+  # the job can be placed; all three outlive the job's stop (the sleep).
+  depends_on = [nomad_variable.secrets, nomad_acl_policy.gateway, nomad_dynamic_host_volume.data, time_sleep.gateway_stopped]
 
   lifecycle {
     precondition {
