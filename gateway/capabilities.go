@@ -163,7 +163,7 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	start := time.Now()
 	res, err := s.shipClient(t).PythonExec(ctx, ship.PythonExecRequest{Code: code, Timeout: timeout})
 	if err != nil {
-		return err
+		return s.failedCall(c, t, "python", code, timeout, start, err, req.execMeta)
 	}
 	return c.JSON(s.pythonResult(c.UserContext(), t, req.execMeta, code, res, time.Since(start)))
 }
@@ -216,7 +216,7 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 	start := time.Now()
 	res, err := s.shipClient(t).ShellExec(ctx, shipReq)
 	if err != nil {
-		return err
+		return s.failedCall(c, t, "shell", command, timeout, start, err, req.execMeta)
 	}
 	return c.JSON(s.shellResult(c.UserContext(), t, req.execMeta, command, res, time.Since(start)))
 }
@@ -288,7 +288,7 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	start := time.Now()
 	res, err := s.gullClient(t).Exec(ctx, gull.ExecRequest{Cmd: cmd, Timeout: timeout})
 	if err != nil {
-		return err
+		return s.failedCall(c, t, "browser", cmd, timeout, start, err, req.execMeta)
 	}
 	elapsed := time.Since(start)
 	success := res.ExitCode == 0
@@ -361,7 +361,7 @@ func (s *Server) runBatch(c *fiber.Ctx, cmds []string, timeout int, stop bool, m
 	start := time.Now()
 	res, err := s.gullClient(t).ExecBatch(ctx, gull.BatchRequest{Commands: cmds, Timeout: timeout, StopOnError: &stop})
 	if err != nil {
-		return batchRun{}, err
+		return batchRun{}, s.failedCall(c, t, "browser_batch", strings.Join(cmds, "\n"), timeout, start, err, meta)
 	}
 	elapsed := time.Since(start)
 	steps := make([]traceStep, len(res.Results))

@@ -371,7 +371,11 @@ func (s *Server) handleExec(c *fiber.Ctx) error {
 	if err := s.available(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(s.baseCtx, time.Duration(timeout)*time.Second)
+	// The caller's deadline bounds the call too: a command queued behind
+	// another whose caller has gone never runs, a running one is killed.
+	callCtx, callCancel := wire.CallContext(s.baseCtx, c.Get(wire.DeadlineHeader))
+	defer callCancel()
+	ctx, cancel := context.WithTimeout(callCtx, time.Duration(timeout)*time.Second)
 	defer cancel()
 	if !s.acquire(ctx) {
 		return c.JSON(ExecResponse{ExitCode: -1, Stderr: s.killReason(timeout, true)})
@@ -413,7 +417,9 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 	start := s.now()
 	// One deadline for the whole batch: the budget is shared, and waiting
 	// for a previous command counts against it too.
-	ctx, cancel := context.WithTimeout(s.baseCtx, time.Duration(timeout)*time.Second)
+	callCtx, callCancel := wire.CallContext(s.baseCtx, c.Get(wire.DeadlineHeader))
+	defer callCancel()
+	ctx, cancel := context.WithTimeout(callCtx, time.Duration(timeout)*time.Second)
 	defer cancel()
 	resp := BatchResponse{Results: []StepResult{}, TotalSteps: len(steps)}
 	if !s.acquire(ctx) {
@@ -521,6 +527,10 @@ func timeoutSeconds(n *json.Number, def, maxSec int) (int, error) {
 func parseCommand(cmd, field string) ([]string, error) {
 	if strings.TrimSpace(cmd) == "" {
 		return nil, wire.ValidationError(map[string]any{"field": field}, "%s is empty", field)
+	}
+	if strings.ContainsRune(cmd, 0) {
+		// No argument of a process can hold one.
+		return nil, wire.ValidationError(map[string]any{"field": field}, "%s must not contain a NUL byte", field)
 	}
 	words, err := SplitWords(cmd)
 	if err != nil {

@@ -22,6 +22,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// errNotRun is a cell that was never started: its caller's deadline passed
+// while it waited for the interpreter.
+var errNotRun = errors.New("deadline passed before the cell could run")
+
 // maxFrame bounds one result frame (images included).
 const maxFrame = 256 << 20
 
@@ -270,9 +274,13 @@ func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Durat
 	select {
 	case k.sem <- struct{}{}:
 	case <-ctx.Done():
-		return PythonExecResponse{}, ctx.Err()
+		return PythonExecResponse{}, errNotRun
 	}
 	defer func() { <-k.sem }()
+	if ctx.Err() != nil {
+		// The caller gave up while the cell was queued: never run it.
+		return PythonExecResponse{}, errNotRun
+	}
 
 	k.mu.Lock()
 	p, err := k.ensureLocked()
@@ -307,6 +315,19 @@ func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Durat
 	k.engine = p.info.Engine
 	k.mu.Unlock()
 
+	// The cell must end (interrupt grace included) before the caller's
+	// deadline, so that its answer, not the caller's timeout, says why;
+	// with no time left it does not start at all.
+	run := timeout
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl) - k.cfg.interruptGrace
+		if left <= 0 {
+			return PythonExecResponse{}, errNotRun
+		}
+		run = min(run, left)
+	}
+	timeout = run
+
 	p.nextID++
 	id := p.nextID
 	marker := newMarker()
@@ -316,15 +337,15 @@ func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Durat
 		return failed(0, "the interpreter is gone (state lost); it will be restarted on the next call", p.out.finish(0)), nil
 	}
 
-	timer := time.NewTimer(timeout)
+	timer := time.NewTimer(run)
 	defer timer.Stop()
 	var note string
 	f, got := p.await(id, timer.C, ctx.Done())
 	if got == awaitTimeout {
 		// Timed out (or cancelled): interrupt, and give it a moment.
-		note = fmt.Sprintf("execution timed out after %s and was interrupted", timeout)
+		note = fmt.Sprintf("execution timed out after %s and was interrupted", timeout.Round(time.Millisecond))
 		if ctx.Err() != nil {
-			note = "execution cancelled and interrupted"
+			note = "execution cancelled (its caller gave up) and interrupted"
 		}
 		_ = syscall.Kill(p.pid, syscall.SIGINT)
 		grace := time.NewTimer(k.cfg.interruptGrace)
@@ -517,16 +538,27 @@ func (s *Server) pythonExec(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	deadline := c.Get(wire.DeadlineHeader)
 	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
 		return s.streamExec(c, func(ctx context.Context, q *outputQueue) (any, error) {
+			ctx, cancel := wire.CallContext(ctx, deadline)
+			defer cancel()
 			resp, err := s.py.ExecStream(ctx, req.Code, timeout, func(b []byte) { q.add(wire.StreamOutput, b) })
+			if errors.Is(err, errNotRun) {
+				return nil, wire.NewAPIError(fiber.StatusGatewayTimeout, wire.CodeTimeout, "the cell waited for the interpreter past its deadline and was not run")
+			}
 			if err != nil {
 				return nil, wire.NewAPIError(fiber.StatusServiceUnavailable, wire.CodeUnavailable, "python: %v", err)
 			}
 			return resp, nil
 		})
 	}
-	resp, err := s.py.Exec(s.work, req.Code, timeout)
+	ctx, cancel := wire.CallContext(s.work, deadline)
+	defer cancel()
+	resp, err := s.py.Exec(ctx, req.Code, timeout)
+	if errors.Is(err, errNotRun) {
+		return wire.NewAPIError(fiber.StatusGatewayTimeout, wire.CodeTimeout, "the cell waited for the interpreter past its deadline and was not run")
+	}
 	if err != nil {
 		return wire.NewAPIError(fiber.StatusServiceUnavailable, wire.CodeUnavailable, "python: %v", err)
 	}

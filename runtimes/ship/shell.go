@@ -63,7 +63,8 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 	}
 	cmd := exec.Command(s.shell, "-c", req.Command)
 	cmd.Dir = s.ws.abs(t)
-	cmd.Env = mergeEnv(s.env, req.Env)
+	marker := runMarker()
+	cmd.Env = append(mergeEnv(s.env, req.Env), marker)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.owner.sysCredential()}
 	cmd.WaitDelay = pipeDrainDelay
 	if req.Background {
@@ -73,18 +74,32 @@ func (s *Server) shellExec(c *fiber.Ctx) error {
 		}
 		return c.JSON(ShellExecResponse{Success: true, PID: p.pid, ProcessID: p.id})
 	}
+	deadline := c.Get(wire.DeadlineHeader)
 	if wire.WantsEventStream(c.Get(fiber.HeaderAccept)) {
 		return s.streamExec(c, func(ctx context.Context, q *outputQueue) (any, error) {
-			return s.runForeground(ctx, cmd, timeout, streamWriter{q, wire.StreamStdout}, streamWriter{q, wire.StreamStderr}), nil
+			ctx, cancel := wire.CallContext(ctx, deadline)
+			defer cancel()
+			return s.runForeground(ctx, cmd, marker, timeout, streamWriter{q, wire.StreamStdout}, streamWriter{q, wire.StreamStderr}), nil
 		})
 	}
-	return c.JSON(s.runForeground(s.work, cmd, timeout, nil, nil))
+	ctx, cancel := wire.CallContext(s.work, deadline)
+	defer cancel()
+	return c.JSON(s.runForeground(ctx, cmd, marker, timeout, nil, nil))
 }
 
-// runForeground runs cmd to completion or until timeout (or ctx ends: the
-// caller went away or ship shuts down), when its whole process group is
-// killed. Non-nil tees also get the output as it is written (streaming).
-func (s *Server) runForeground(ctx context.Context, cmd *exec.Cmd, timeout time.Duration, stdoutTee, stderrTee io.Writer) ShellExecResponse {
+// runMarker is an environment entry that tags every process a command
+// starts (children inherit it), so a timeout can find them all.
+func runMarker() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "BAY_SHELL_RUN=" + hex.EncodeToString(b[:])
+}
+
+// runForeground runs cmd to completion or until timeout, or until ctx ends
+// (the caller's deadline passed, it went away, or ship shuts down), when it
+// and every process it started are killed. Non-nil tees also get the
+// output as it is written (streaming).
+func (s *Server) runForeground(ctx context.Context, cmd *exec.Cmd, marker string, timeout time.Duration, stdoutTee, stderrTee io.Writer) ShellExecResponse {
 	stdout, stderr := newHeadBuffer(s.cfg.OutputLimit), newHeadBuffer(s.cfg.OutputLimit)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if stdoutTee != nil {
@@ -108,15 +123,15 @@ func (s *Server) runForeground(ctx context.Context, cmd *exec.Cmd, timeout time.
 	select {
 	case werr = <-waited:
 	case <-timer.C:
-		why = fmt.Sprintf("command timed out after %s; its process group was killed", timeout)
+		why = fmt.Sprintf("command timed out after %s; it and every process it started were killed", timeout)
 	case <-ctx.Done():
-		why = "command cancelled; its process group was killed"
+		why = "command cancelled (its caller gave up); it and every process it started were killed"
 		if s.work.Err() != nil {
-			why = "command cancelled: ship is shutting down; its process group was killed"
+			why = "command cancelled: ship is shutting down; it and every process it started were killed"
 		}
 	}
 	if why != "" {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		killTree(pid, marker)
 		<-waited
 		code := -1
 		return ShellExecResponse{ReturnCode: &code, Stdout: stdout.String(), Stderr: stderr.String(), PID: pid, Error: &why}

@@ -105,6 +105,7 @@ func DoJSON(ctx context.Context, hc *http.Client, method, url string, in, out an
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	SetDeadline(req, ctx)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
