@@ -28,8 +28,8 @@ const (
 	streamPrefetch = 1
 	// drainLimit is how much of an unread body is drained after the
 	// handler to keep the connection; past it the connection is closed.
-	drainLimit = 64 << 10
-	drainWait  = 100 * time.Millisecond
+	drainLimit = 1 << 20
+	drainWait  = 250 * time.Millisecond
 )
 
 const bodyKey = "bay_body"

@@ -22,6 +22,12 @@ func decodeBody(c *fiber.Ctx, v any, optional bool) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSON(raw, v, optional)
+}
+
+// decodeJSON is decodeBody on bytes: exactly one JSON value, no trailing
+// data; every failure is a 422 naming the field.
+func decodeJSON(raw []byte, v any, optional bool) error {
 	body := bytes.TrimSpace(raw)
 	if len(body) == 0 {
 		if optional {
@@ -34,6 +40,9 @@ func decodeBody(c *fiber.Ctx, v any, optional bool) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
+			if te.Field == "" {
+				return apierr.Schema("body", "the body must be %s, not %s", typeName(te.Type), te.Value)
+			}
 			return apierr.Schema(te.Field, "field %q must be %s, not %s", te.Field, typeName(te.Type), te.Value)
 		}
 		return apierr.Schema("body", "malformed JSON body: %v", err)

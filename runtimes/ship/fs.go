@@ -183,6 +183,25 @@ func (s *Server) writeFile(c *fiber.Ctx) error {
 	if err := s.mkdirParents(t); err != nil {
 		return err
 	}
+	if flag&os.O_TRUNC != 0 {
+		// Replace: never leave a partial file behind.
+		if fi, err := s.ws.root.Stat(t.real); err == nil && fi.IsDir() {
+			return notAFile(t.rel)
+		}
+		perm := fs.FileMode(0o644)
+		if fi, err := s.ws.root.Stat(t.real); err == nil {
+			perm = fi.Mode().Perm()
+		}
+		size, err := s.writeAtomic(t, perm, func(w io.Writer) error {
+			_, err := io.WriteString(w, req.Content)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		s.chown(t.real)
+		return c.JSON(WriteFileResponse{Success: true, Path: t.rel, Size: size})
+	}
 	f, err := s.ws.root.OpenFile(t.real, flag, 0o644)
 	if err != nil {
 		return fsError("path", t, "open", err)
@@ -269,8 +288,11 @@ func (s *Server) editFile(c *fiber.Ctx) error {
 		n = 1
 	}
 	updated := strings.Replace(content, req.OldString, req.NewString, n)
-	if err := s.ws.root.WriteFile(t.real, []byte(updated), fi.Mode().Perm()); err != nil {
-		return fsError("path", t, "write", err)
+	if _, err := s.writeAtomic(t, fi.Mode().Perm(), func(w io.Writer) error {
+		_, err := io.WriteString(w, updated)
+		return err
+	}); err != nil {
+		return err
 	}
 	return c.JSON(EditFileResponse{Success: true, Path: t.rel, Replacements: n, Size: int64(len(updated))})
 }
@@ -488,12 +510,18 @@ func (s *Server) receive(dir string, r io.Reader) (string, int64, error) {
 		return "", 0, fsError("file_path", target{rel: dir, real: dir}, "create upload file", err)
 	}
 	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(f, r, buf)
+	cw := &countingWriter{w: f}
+	n, err := io.CopyBuffer(cw, r, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+		cw.err = cerr
 	}
 	if err != nil {
 		_ = s.ws.root.Remove(name)
+		if cw.err != nil {
+			// The disk refused it, not the client.
+			return "", 0, fsError("file_path", target{rel: dir, real: dir}, "write upload", cw.err)
+		}
 		return "", 0, validationErr("upload interrupted after %d bytes: %v", n, err)
 	}
 	return name, n, nil

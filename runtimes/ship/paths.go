@@ -184,6 +184,16 @@ func fsError(field string, t target, action string, err error) error {
 		return wire.NewAPIError(http.StatusForbidden, "permission_denied", "%s %s: permission denied", action, t.rel)
 	case errors.As(err, &errno) && errno == syscall.ELOOP:
 		return invalidPath(field, reasonSymlinkEscpe, "%s %q: too many levels of symbolic links", field, t.rel)
+	case diskFull(err):
+		return &wire.APIError{Status: http.StatusInsufficientStorage, Code: "insufficient_storage",
+			Message: fmt.Sprintf("%s %s: no space left in the workspace", action, t.rel), Details: map[string]any{"field": field, "path": t.rel}}
+	case errors.As(err, &errno) && errno == syscall.ENAMETOOLONG:
+		return invalidPath(field, "name_too_long", "%s %q: a file name is too long", field, t.rel)
+	case errors.As(err, &errno) && errno == syscall.EFBIG:
+		return &wire.APIError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+			Message: fmt.Sprintf("%s %s: file too large", action, t.rel), Details: map[string]any{"field": field, "path": t.rel}}
+	case errors.As(err, &errno) && errno == syscall.EROFS:
+		return wire.NewAPIError(http.StatusForbidden, "permission_denied", "%s %s: read-only file system", action, t.rel)
 	}
 	return fmt.Errorf("%s %s: %w", action, t.rel, err)
 }
