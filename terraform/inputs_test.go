@@ -1,6 +1,7 @@
 package terraform
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -554,4 +555,39 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestNamedAPIKeys(t *testing.T) {
+	const (
+		hashA = "8d7ea2ba6db7e3ce4fec2b6e9a6a4f1d80c8af8a4fcd1c5a3e3b6c47d1e6f0a2"
+		hashB = "0000000000000000000000000000000000000000000000000000000000000001"
+	)
+	m := loadModule(t, moduleDir)
+	key := func(owner, sha string, admin bool) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"owner": cty.StringVal(owner), "sha256": cty.StringVal(sha), "admin": cty.BoolVal(admin)})
+	}
+	locals := m.render(t, with(baseInputs(), "api_keys", cty.MapVal(map[string]cty.Value{
+		"team-a": key("team-a", hashA, false),
+		"ops":    key("operators", hashB, true),
+	})))
+	js := parseJobspec(t, "keys", []byte(locals["jobspec"].AsString()))
+	c := js.mustLoadBay(t, js.env(t, "10.0.0.1"))
+	got := map[string]string{}
+	for _, k := range c.Auth.Keys {
+		got[k.Name] = fmt.Sprintf("%s %s %v", k.Owner, k.SHA256, k.Admin)
+	}
+	want := map[string]string{"team-a": "team-a " + hashA + " false", "ops": "operators " + hashB + " true"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Bay's keys = %v, want %v", got, want)
+	}
+
+	vars, err := m.inputs(with(baseInputs(), "api_keys", cty.MapVal(map[string]cty.Value{
+		"bad name": key("__system", "not-a-hash", false),
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed, err := m.validate(vars); err != nil || len(failed) != 1 || !strings.Contains(failed[0], "api_keys") {
+		t.Errorf("bad api_keys: %v %v", failed, err)
+	}
 }

@@ -47,6 +47,7 @@ locals {
   bay_config = templatefile("${path.module}/templates/bay.hcl.tftpl", {
     log_level           = var.log_level
     allow_anonymous     = var.allow_anonymous
+    api_keys            = var.api_keys
     region              = var.region
     namespace           = var.namespace
     session_datacenters = var.session_datacenters

@@ -178,6 +178,27 @@ variable "api_key" {
   }
 }
 
+variable "api_keys" {
+  type = map(object({
+    owner = string
+    # Hex SHA-256 of the key, e.g. sha256(random_password.team_a.result):
+    # the key itself never reaches the jobspec, the state of this module or
+    # the gateway's disk.
+    sha256 = string
+    admin  = optional(bool, false)
+  }))
+  description = "Named API keys, each bound to one owner (the gateway's key model): everything made with a key belongs to its owner, and only admin keys may act as another owner (X-Owner) or call /v1/admin. Rendered as auth { key \"<name>\" { owner, sha256, admin } }. api_key, if set, is an admin key of owner \"default\"."
+  default     = {}
+
+  validation {
+    condition = length([for name, k in var.api_keys : name if !(
+      can(regex("^[A-Za-z0-9_.-]{1,64}$", name)) && can(regex("^[A-Za-z0-9_.@-]{1,128}$", k.owner)) &&
+      !can(regex("^__", k.owner)) && can(regex("^[0-9a-f]{64}$", k.sha256))
+    )]) == 0
+    error_message = "Each api_keys entry needs a name of 1-64 [A-Za-z0-9_.-], an owner of 1-128 [A-Za-z0-9_.@-] not starting with \"__\", and sha256 = 64 lowercase hex digits."
+  }
+}
+
 variable "allow_anonymous" {
   type        = bool
   description = "Accept requests without an API key (owner from X-Owner)."
