@@ -39,6 +39,7 @@ func benchNomadColdStart(ctx context.Context, r *Reporter) error {
 		return err
 	}
 	n := min(r.N, 5)
+	p50 := map[string]float64{}
 	runs := []struct {
 		name string
 		dev  bool
@@ -61,21 +62,24 @@ func benchNomadColdStart(ctx context.Context, r *Reporter) error {
 				return err
 			}
 			for _, profile := range []string{"python-default", "browser-python"} {
-				var lat []time.Duration
+				var lat, creates []time.Duration
 				for range n {
 					if run.pool > 0 {
 						if err := waitPool(ctx, nc, run.pool); err != nil {
 							return err
 						}
 					}
-					d, err := createToFirstPython(b, profile)
+					d, c, err := createToFirstPython(b, profile)
 					if err != nil {
 						return fmt.Errorf("%s %s: %w", run.name, profile, err)
 					}
-					lat = append(lat, d)
+					lat, creates = append(lat, d), append(creates, c)
 				}
 				sortDurations(lat)
 				r.ReportLatency(fmt.Sprintf("nomad_%s_create_to_first_python_%s", run.name, profile), lat)
+				p50[run.name+"/"+profile] = Pct(lat, 50)
+				sortDurations(creates)
+				r.ReportLatency(fmt.Sprintf("nomad_%s_create_request_%s", run.name, profile), creates)
 			}
 			return nil
 		}()
@@ -83,20 +87,28 @@ func benchNomadColdStart(ctx context.Context, r *Reporter) error {
 			return err
 		}
 	}
+	// The ratios tell the fingerprint wait from the machine's speed: with
+	// the pool a normal agent should be as fast as a dev agent.
+	for _, profile := range []string{"python-default", "browser-python"} {
+		r.Ratio("nomad_normal_vs_dev_create_to_first_python_"+profile+"_p50", p50["normal/"+profile], p50["dev/"+profile])
+		r.Ratio("nomad_normal_nopool_vs_dev_create_to_first_python_"+profile+"_p50", p50["normal_nopool/"+profile], p50["dev/"+profile])
+	}
 	r.Value("nomad_normal_create_to_first_python_python-default_p50_budget", 1500, "ms")
 	r.Value("nomad_normal_create_to_first_python_browser-python_p50_budget", 2500, "ms")
 	return nil
 }
 
-// createToFirstPython creates a sandbox, runs 1+1, and deletes it.
-func createToFirstPython(b *bayProc, profile string) (time.Duration, error) {
+// createToFirstPython creates a sandbox, runs 1+1, and deletes it; it
+// returns create → result and how long the create request itself took.
+func createToFirstPython(b *bayProc, profile string) (time.Duration, time.Duration, error) {
 	t0 := time.Now()
 	var sb struct {
 		ID string `json:"id"`
 	}
 	if err := b.call("POST", "/v1/sandboxes", map[string]any{"profile": profile}, &sb); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	created := time.Since(t0)
 	var out struct {
 		Success bool   `json:"success"`
 		Output  string `json:"output"`
@@ -107,18 +119,18 @@ func createToFirstPython(b *bayProc, profile string) (time.Duration, error) {
 			break
 		}
 		if !strings.Contains(err.Error(), "503") || time.Since(t0) > 2*time.Minute {
-			return 0, err
+			return 0, 0, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	took := time.Since(t0)
 	if !out.Success || !strings.Contains(out.Output, "2") {
-		return 0, fmt.Errorf("python answered %+v", out)
+		return 0, 0, fmt.Errorf("python answered %+v", out)
 	}
 	if err := b.call("DELETE", "/v1/sandboxes/"+sb.ID, nil, nil); err != nil {
-		return 0, fmt.Errorf("delete: %w", err)
+		return 0, 0, fmt.Errorf("delete: %w", err)
 	}
-	return took, nil
+	return took, created, nil
 }
 
 // waitPool waits until the agent holds at least n ready volumes and no
