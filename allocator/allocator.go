@@ -63,6 +63,10 @@ type StartRequest struct {
 	// (PhasePlacing, PhaseStartingContainers, PhaseHealthCheck), so a
 	// client watching a cold start can see what it waits for.
 	Progress func(phase string)
+	// Secret is the session's secret, handed to every container in
+	// SecretEnv (or, on Nomad, through a Nomad variable); the runtimes
+	// refuse every call but /health without it. Never log it.
+	Secret string
 }
 
 // Start phases, in order.
@@ -78,6 +82,11 @@ func (req StartRequest) Report(phase string) {
 		req.Progress(phase)
 	}
 }
+
+// SecretEnv is the variable the runtimes read the session secret from (the
+// same name as runtimes/wire.SecretEnv; allocators import nothing of the
+// runtimes).
+const SecretEnv = "BAY_RUNTIME_SECRET"
 
 // CargoSpec describes a cargo to create.
 type CargoSpec struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bay-sandbox/bay/runtimes/gull"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 // benchGull measures Gull's cost over calling agent-browser directly, in the
@@ -54,13 +55,14 @@ func benchGull(ctx context.Context, r *Reporter) error {
 	}
 	start := time.Now()
 	// stop's SIGTERM makes Gull close the browser before it exits.
-	stop, err := startProcess(ctx, bin, env, os.Stderr,
+	const secret = "bench-gull-secret"
+	stop, err := startProcess(ctx, bin, append(env, wire.SecretEnv+"="+secret), os.Stderr,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--agent-browser", ab, "--log-level", "warn")
 	if err != nil {
 		return fmt.Errorf("start gull: %w", err)
 	}
 	defer stop()
-	c := gull.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil)
+	c := gull.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), wire.WithSecret(nil, secret))
 	if err := waitFor(ctx, 15*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
 		h, err := c.Health(ctx)
 		if err == nil && h.Status != gull.StatusHealthy {

@@ -20,6 +20,7 @@ import (
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/bay-sandbox/bay/store"
 	"github.com/bay-sandbox/bay/store/sqlite"
 )
@@ -191,7 +192,7 @@ func (g *lcGateway) kernelReady(ctx context.Context, sb store.Sandbox) bool {
 		if c.Endpoint == "" {
 			return false
 		}
-		st, err := ship.NewClient(c.Endpoint, http.DefaultClient).KernelStatus(ctx)
+		st, err := ship.NewClient(c.Endpoint, wire.WithSecret(http.DefaultClient, g.svc.RuntimeSecret(sb.SessionID))).KernelStatus(ctx)
 		return err == nil && st.Status == "ready"
 	}
 	return false

@@ -68,7 +68,7 @@ func benchLocal(ctx context.Context, r *Reporter) error {
 	for i := range n {
 		id := fmt.Sprintf("sess-bench%d", i)
 		t0 := time.Now()
-		if _, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: id, Profile: prof, Cargo: cargo}); err != nil {
+		if _, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: id, Profile: prof, Cargo: cargo, Secret: "bench-" + id}); err != nil {
 			return fmt.Errorf("cold start: %w", err)
 		}
 		t1 := time.Now()
@@ -84,7 +84,7 @@ func benchLocal(ctx context.Context, r *Reporter) error {
 	r.Ratio("local_session_start_vs_raw_p50", Pct(starts, 50), Pct(base, 50))
 	r.ReportLatency("local_session_stop", stops)
 
-	sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: "sess-bench-restart", Profile: prof, Cargo: cargo})
+	sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: "sess-bench-restart", Profile: prof, Cargo: cargo, Secret: "bench-restart"})
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func rawShipStart(ctx context.Context, ship, workspace string, env []string) err
 	if err != nil {
 		return err
 	}
-	stop, err := startProcess(ctx, ship, append(os.Environ(), append(env, "BAY_WORKSPACE_PATH="+workspace)...), nil,
+	stop, err := startProcess(ctx, ship, append(os.Environ(), append(env, "BAY_WORKSPACE_PATH="+workspace, allocator.SecretEnv+"=bench-raw")...), nil,
 		"--port", strconv.Itoa(port), "--workspace", workspace)
 	if err != nil {
 		return err

@@ -110,7 +110,7 @@ func benchNomad(ctx context.Context, r *Reporter) error {
 		seq++
 		id := fmt.Sprintf("b%d", seq)
 		t0 := time.Now()
-		_, err := a.Start(ctx, allocator.StartRequest{SandboxID: "bench", SessionID: id, Profile: p, Cargo: cargo})
+		_, err := a.Start(ctx, allocator.StartRequest{SandboxID: "bench", SessionID: id, Profile: p, Cargo: cargo, Secret: "bench-" + id})
 		took := time.Since(t0)
 		if err != nil {
 			return 0, err
@@ -180,7 +180,7 @@ func benchNomad(ctx context.Context, r *Reporter) error {
 
 func deadTaskNotice(ctx context.Context, r *Reporter, a *nomad.Allocator, p *profiles.Profile, cargo allocator.Cargo, events <-chan allocator.Event, trials int) error {
 	const id = "bdead"
-	if _, err := a.Start(ctx, allocator.StartRequest{SandboxID: "bench", SessionID: id, Profile: p, Cargo: cargo}); err != nil {
+	if _, err := a.Start(ctx, allocator.StartRequest{SandboxID: "bench", SessionID: id, Profile: p, Cargo: cargo, Secret: "bench-" + id}); err != nil {
 		return fmt.Errorf("start for dead-task notice: %w", err)
 	}
 	defer func() { _ = a.Stop(context.Background(), id) }()
@@ -243,7 +243,7 @@ func concurrentStarts(ctx context.Context, r *Reporter, a *nomad.Allocator, p *p
 		go func() {
 			defer wg.Done()
 			s := time.Now()
-			_, err := a.Start(ctx, allocator.StartRequest{SandboxID: "benchc", SessionID: fmt.Sprintf("c%d-%d", k, i), Profile: p})
+			_, err := a.Start(ctx, allocator.StartRequest{SandboxID: "benchc", SessionID: fmt.Sprintf("c%d-%d", k, i), Profile: p, Secret: "bench-concurrent"})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -276,7 +276,7 @@ func concurrentStarts(ctx context.Context, r *Reporter, a *nomad.Allocator, p *p
 // rawNomadStart registers the rendered job directly and polls until every
 // task runs: Nomad's own floor for a cold start, without health checks.
 func rawNomadStart(ctx context.Context, c *api.Client, p *profiles.Profile, opts jobspecs.Options, session string) (time.Duration, error) {
-	job, err := jobspecs.Render(jobspecs.Input{Profile: p, SandboxID: "raw", SessionID: session}, opts)
+	job, err := jobspecs.Render(jobspecs.Input{Profile: p, SandboxID: "raw", SessionID: session, Secret: "bench-raw"}, opts)
 	if err != nil {
 		return 0, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 // benchShip measures the latency of Ship's three hot paths through its real
@@ -31,13 +32,14 @@ func benchShip(ctx context.Context, r *Reporter) error {
 	if err != nil {
 		return err
 	}
-	stop, err := startProcess(ctx, bin, append(os.Environ(), "BAY_PYTHON=/usr/bin/python3"), os.Stderr,
+	const secret = "bench-ship-secret"
+	stop, err := startProcess(ctx, bin, append(os.Environ(), "BAY_PYTHON=/usr/bin/python3", wire.SecretEnv+"="+secret), os.Stderr,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", ws, "--log-level", "warn")
 	if err != nil {
 		return fmt.Errorf("start ship: %w", err)
 	}
 	defer stop()
-	c := ship.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil)
+	c := ship.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), wire.WithSecret(nil, secret))
 	if err := waitFor(ctx, 15*time.Second, 20*time.Millisecond, func(ctx context.Context) error { _, err := c.Health(ctx); return err }); err != nil {
 		return fmt.Errorf("ship not healthy: %w", err)
 	}

@@ -78,8 +78,19 @@ func (s *Server) call(c *fiber.Ctx, capability string, timeoutSec int) (t target
 	return t, ctx, func() { cancel(); t.done() }, nil
 }
 
-func (s *Server) shipClient(t target) *ship.Client { return ship.NewClient(t.url, s.hc) }
-func (s *Server) gullClient(t target) *gull.Client { return gull.NewClient(t.url, s.hc) }
+// shipClient and gullClient talk to t's runtime with its session's secret.
+func (s *Server) shipClient(t target) *ship.Client {
+	return ship.NewClient(t.url, s.runtimeHTTP(t.sessionID))
+}
+
+func (s *Server) gullClient(t target) *gull.Client {
+	return gull.NewClient(t.url, s.runtimeHTTP(t.sessionID))
+}
+
+// runtimeHTTP is the shared runtime HTTP client, sending sessionID's secret.
+func (s *Server) runtimeHTTP(sessionID string) *http.Client {
+	return wire.WithSecret(s.hc, s.svc.RuntimeSecret(sessionID))
+}
 
 type execMeta struct {
 	IncludeCode bool    `json:"include_code"`

@@ -88,7 +88,7 @@ func TestGCOrphanSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &profiles.Profile{ID: profiles.PythonDefault, Containers: []profiles.Container{profiles.NewContainer("ship", profiles.RuntimeShip)}}
-	if _, err := h.alloc.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-ghost0000000", SessionID: "sess-ghost0000000", Owner: "x", Profile: p, Cargo: cg}); err != nil {
+	if _, err := h.alloc.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-ghost0000000", SessionID: "sess-ghost0000000", Owner: "x", Profile: p, Cargo: cg, Secret: "ghost-secret"}); err != nil {
 		t.Fatal(err)
 	}
 	if h.sessions()["sandbox-ghost0000000"] == "" {

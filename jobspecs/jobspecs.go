@@ -102,7 +102,14 @@ type Input struct {
 	// VolumeHostPath is the volume's directory on its node. raw_exec tasks
 	// cannot mount, so they get it as their workspace path.
 	VolumeHostPath string
+	// Secret is the session's runtime secret, given to every task in
+	// SecretEnv. Empty renders none (the runtimes then refuse to start).
+	Secret string
 }
+
+// SecretEnv is the variable the runtimes read the session secret from
+// (runtimes/wire.SecretEnv).
+const SecretEnv = "BAY_RUNTIME_SECRET"
 
 // Constraint is a placement constraint (Nomad's constraint block).
 type Constraint struct {
@@ -430,6 +437,10 @@ func renderTask(in Input, opts Options, c *profiles.Container) *api.Task {
 	env["BAY_CONTAINER_NAME"] = c.Name
 	env["BAY_WORKSPACE_PATH"] = workspace
 	env["PORT"] = strconv.Itoa(c.RuntimePort)
+	delete(env, SecretEnv) // only the gateway's, never the profile's
+	if in.Secret != "" {
+		env[SecretEnv] = in.Secret
+	}
 
 	config := map[string]any{}
 	switch driver {

@@ -78,6 +78,7 @@ func input(p *profiles.Profile) Input {
 		CargoID:        "cargo1",
 		VolumeName:     "bay-cargo-cargo1",
 		VolumeHostPath: "/opt/nomad/data/host_volumes/0a1b2c",
+		Secret:         "0123456789abcdef-session-secret",
 	}
 }
 

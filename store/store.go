@@ -139,4 +139,7 @@ type Skills interface {
 type Meta interface {
 	GetMeta(ctx context.Context, key string) (string, bool, error)
 	SetMeta(ctx context.Context, key, value string) error
+	// InitMeta stores value unless key exists and returns the stored value
+	// (the first writer's when several race).
+	InitMeta(ctx context.Context, key, value string) (string, error)
 }

@@ -84,8 +84,12 @@ func startReq(t *testing.T, a *Allocator, p *profiles.Profile) allocator.StartRe
 		Owner:     "default",
 		Profile:   p,
 		Cargo:     cargo,
+		Secret:    testSecret,
 	}
 }
+
+// testSecret is the runtime secret of every test session.
+const testSecret = "local-test-session-secret"
 
 func mustStart(t *testing.T, a *Allocator, req allocator.StartRequest) *allocator.Session {
 	t.Helper()
@@ -390,6 +394,7 @@ func TestRestartsExhaustedEndsSession(t *testing.T) {
 	p := twoContainers(map[string]string{"FAKE_GRANDCHILD": "1"}, map[string]string{"FAKE_FAIL_IF_EXISTS": "${CARGO_PATH}/.fail"})
 	p.Restart = profiles.RestartPolicy{Attempts: 2, Delay: 10 * time.Millisecond}
 	req := startReq(t, a, p)
+	req.Secret = "this-session-s-secret"
 	sess := mustStart(t, a, req)
 	ship := getInfo(t, sess.Endpoints["ship"].URL)
 	gull := getInfo(t, sess.Endpoints["gull"].URL)
@@ -658,10 +663,11 @@ func TestContainerEnvironment(t *testing.T) {
 	t.Setenv("NOMAD_TOKEN", "gateway-secret")
 	t.Setenv("BAY_TEST_INHERITED", "yes")
 	t.Setenv("PORT", "1")
+	t.Setenv(allocator.SecretEnv, "the-gateway-s-own")
 	cfg := testConfig(t)
 	cfg.ExtraEnv["ship"] = append(cfg.ExtraEnv["ship"], "BAY_PYTHON=/usr/bin/python3", "SHARED=extra")
 	a := newAlloc(t, cfg)
-	p := twoContainers(map[string]string{"SHARED": "container", "WHERE": "${CARGO_PATH}/x", "BAY_SESSION_ID": "spoofed"}, nil)
+	p := twoContainers(map[string]string{"SHARED": "container", "WHERE": "${CARGO_PATH}/x", "BAY_SESSION_ID": "spoofed", allocator.SecretEnv: "spoofed"}, nil)
 	p.Env = map[string]string{"SHARED": "profile", "WHO": "${SANDBOX_ID}/${SESSION_ID}/${CONTAINER_NAME}/${UNKNOWN}"}
 	req := startReq(t, a, p)
 	sess := mustStart(t, a, req)
@@ -679,6 +685,7 @@ func TestContainerEnvironment(t *testing.T) {
 		"WHERE":              req.Cargo.Locator + "/x",
 		"WHO":                req.SandboxID + "/" + req.SessionID + "/ship/${UNKNOWN}",
 		"BAY_TEST_INHERITED": "yes",
+		allocator.SecretEnv:  req.Secret,
 	}
 	for k, v := range want {
 		if ship.Env[k] != v {
@@ -692,6 +699,9 @@ func TestContainerEnvironment(t *testing.T) {
 	}
 	if gull.Env["BAY_CONTAINER_NAME"] != "gull" || gull.Env["SHARED"] != "profile" || gull.Env["WHO"] != req.SandboxID+"/"+req.SessionID+"/gull/${UNKNOWN}" {
 		t.Errorf("gull env: name=%q shared=%q who=%q", gull.Env["BAY_CONTAINER_NAME"], gull.Env["SHARED"], gull.Env["WHO"])
+	}
+	if gull.Env[allocator.SecretEnv] != req.Secret {
+		t.Errorf("gull's secret = %q, want the session's", gull.Env[allocator.SecretEnv])
 	}
 	if _, ok := gull.Env["BAY_PYTHON"]; ok {
 		t.Error("ship's extra env reached gull")

@@ -485,6 +485,12 @@ func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Cont
 	e.set("BAY_SESSION_ID", req.SessionID)
 	e.set("BAY_CONTAINER_NAME", spec.Name)
 	e.set("BAY_WORKSPACE_PATH", cargoDir)
+	// The gateway's own environment never carries a session's secret to a
+	// container: only this session's, when the gateway made one.
+	e.unset(allocator.SecretEnv)
+	if req.Secret != "" {
+		e.set(allocator.SecretEnv, req.Secret)
+	}
 	e.unset("PORT")
 	return e.list()
 }

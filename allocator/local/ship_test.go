@@ -16,12 +16,14 @@ import (
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/internal/testutil"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 func postJSON(t *testing.T, url string, in, out any) {
 	t.Helper()
 	b, _ := json.Marshal(in)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	// startReq gives every session testSecret.
+	resp, err := wire.WithSecret(http.DefaultClient, testSecret).Post(url, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}

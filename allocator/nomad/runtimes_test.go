@@ -16,6 +16,7 @@ import (
 	"github.com/bay-sandbox/bay/internal/testutil"
 	"github.com/bay-sandbox/bay/jobspecs"
 	"github.com/bay-sandbox/bay/profiles"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 // browserPython is the default browser-python profile's shape.
@@ -56,11 +57,21 @@ func realConfig(t *testing.T, addr string) Config {
 	}
 }
 
+// realSecret is the runtime secret of the real-runtime sessions; postJSON
+// sends it.
+const realSecret = "nomad-real-runtimes-secret"
+
 func postJSON(t *testing.T, url string, in, out any) int {
 	t.Helper()
 	b, _ := json.Marshal(in)
 	c := http.Client{Timeout: 90 * time.Second}
-	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(wire.SecretHeader, realSecret)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}
@@ -92,7 +103,7 @@ func TestNomadRealShipAndGull(t *testing.T) {
 		_ = a.Destroy(ctxT(t, 30*time.Second), "ser")
 	})
 	started := time.Now()
-	sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sbr", SessionID: "ser", Owner: "o", Profile: browserPython(), Cargo: cargo})
+	sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sbr", SessionID: "ser", Owner: "o", Profile: browserPython(), Cargo: cargo, Secret: realSecret})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -102,6 +113,34 @@ func TestNomadRealShipAndGull(t *testing.T) {
 		if err := health(u); err != nil {
 			t.Fatalf("%s/health: %v", u, err)
 		}
+	}
+
+	// The runtimes answer /health to anyone (Nomad's checks) and nothing
+	// else without the session's secret: a workload on the cluster network
+	// cannot drive them around the gateway.
+	for _, call := range []struct{ url, body string }{
+		{ship + "/fs/list_dir", `{"path":"."}`},
+		{ship + "/shell/exec", `{"command":"touch pwned"}`},
+		{gull + "/exec", `{"cmd":"get url"}`},
+	} {
+		for _, secret := range []string{"", "another-session-s-secret"} {
+			req, _ := http.NewRequest(http.MethodPost, call.url, strings.NewReader(call.body))
+			req.Header.Set("Content-Type", "application/json")
+			if secret != "" {
+				req.Header.Set(wire.SecretHeader, secret)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST %s: %v", call.url, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("POST %s with secret %q: %d, want 401", call.url, secret, resp.StatusCode)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ref.HostPath, "pwned")); err == nil {
+		t.Fatal("a refused call ran a command")
 	}
 
 	// Ship writes into the cargo, Gull opens Ship over 127.0.0.1 and

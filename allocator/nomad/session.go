@@ -32,6 +32,7 @@ func (a *Allocator) Start(ctx context.Context, req allocator.StartRequest) (*all
 		SessionID: req.SessionID,
 		Owner:     req.Owner,
 		CargoID:   req.Cargo.ID,
+		Secret:    req.Secret,
 	}
 	if req.Cargo.Locator != "" {
 		if req.Cargo.Backend != "" && req.Cargo.Backend != BackendHostVolume {

@@ -23,6 +23,7 @@ import (
 	"github.com/bay-sandbox/bay/gateway/gc"
 	"github.com/bay-sandbox/bay/gateway/leader"
 	"github.com/bay-sandbox/bay/gateway/service"
+	"github.com/bay-sandbox/bay/gateway/sessionsecret"
 	"github.com/bay-sandbox/bay/gateway/warmpool"
 	"github.com/bay-sandbox/bay/internal/version"
 	"github.com/bay-sandbox/bay/reconcile"
@@ -148,6 +149,13 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		return err
 	}
 
+	// The key behind every session's runtime secret lives in the store, so a
+	// restarted gateway (or another one on the same store) can still call
+	// the sessions it re-adopts.
+	secrets, err := sessionsecret.Load(ctx, st)
+	if err != nil {
+		return err
+	}
 	// holder names this gateway process in the store's leases.
 	holder := leader.HolderID()
 	cargoPool, poolBackend := newCargoPool(cfg, st, alloc, log)
@@ -155,6 +163,7 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 		StartTimeout: startTimeout(cfg), StartWait: cfg.Server.StartTimeout, MaxSessions: cfg.Server.MaxSessions,
 		Shared: cfg.Store.Driver == config.StorePostgres, Holder: holder, LeaseTTL: cfg.Store.LeaseTTL,
 		PoolBackend: poolBackend, OnPoolClaim: cargoPool.Claimed,
+		Secrets: secrets,
 	}, st, alloc, cfg.Profiles, log)
 	// Carries out recorded stops and deletes until done and removes what no
 	// one owns; leader-only, like GC.

@@ -49,6 +49,7 @@ func run() int {
 	shutdown := flag.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown budget (browser close included)")
 	mountAt := flag.String("mount-workspace", "", "bind-mount the workspace here first and use it from here; needs root in a mount namespace of gull's own")
 	socket := flag.String("socket", os.Getenv("BAY_RUNTIME_SOCKET"), "also serve on this Unix socket (env BAY_RUNTIME_SOCKET); the sandboxed local allocator reaches gull through it")
+	noAuth := flag.Bool("no-auth", false, "serve every caller without the session secret ("+wire.SecretEnv+" or "+wire.SecretFileEnv+"); for running gull by hand only")
 	logLevel := flag.String("log-level", envOr("BAY_LOG_LEVEL", "info"), "log level")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -57,10 +58,20 @@ func run() int {
 		return 0
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "gull", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	secret, err := wire.SecretFromEnv()
+	if err != nil {
+		log.Error("start gull", "error", err)
+		return 1
+	}
+	if secret == "" && !*noAuth {
+		log.Error("no session secret: set " + wire.SecretEnv + " or " + wire.SecretFileEnv + " (or pass --no-auth to serve every caller)")
+		return 1
+	}
 	if *mountAt != "" {
 		*workspace = nsmount.Workspace(*workspace, *mountAt, log)
 	}
 	srv, err := gull.NewServer(gull.Config{
+		Secret:          secret,
 		Addr:            net.JoinHostPort(*host, strconv.Itoa(*port)),
 		Workspace:       *workspace,
 		AgentBrowser:    *cli,

@@ -42,6 +42,7 @@ func run(args []string) int {
 	grace := fs.Duration("shutdown-grace", envDuration("BAY_SHUTDOWN_GRACE", 3*time.Second), "how long running requests may finish after SIGTERM (env BAY_SHUTDOWN_GRACE)")
 	mountAt := fs.String("mount-workspace", "", "bind-mount the workspace here first and serve it from here; needs root in a mount namespace of ship's own")
 	socket := fs.String("socket", os.Getenv("BAY_RUNTIME_SOCKET"), "also serve on this Unix socket (env BAY_RUNTIME_SOCKET); the sandboxed local allocator reaches ship through it")
+	noAuth := fs.Bool("no-auth", false, "serve every caller without the session secret ("+wire.SecretEnv+" or "+wire.SecretFileEnv+"); for running ship by hand only")
 	logLevel := fs.String("log-level", envStr("BAY_LOG_LEVEL", "info"), "log level (env BAY_LOG_LEVEL)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -52,10 +53,20 @@ func run(args []string) int {
 		return 0
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "ship", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	secret, err := wire.SecretFromEnv()
+	if err != nil {
+		log.Error("start ship", "error", err)
+		return 1
+	}
+	if secret == "" && !*noAuth {
+		log.Error("no session secret: set " + wire.SecretEnv + " or " + wire.SecretFileEnv + " (or pass --no-auth to serve every caller)")
+		return 1
+	}
 	if *mountAt != "" {
 		*workspace = nsmount.Workspace(*workspace, *mountAt, log)
 	}
 	srv, err := ship.NewServer(ship.Config{
+		Secret:        secret,
 		Host:          *host,
 		Port:          *port,
 		Workspace:     *workspace,

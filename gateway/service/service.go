@@ -18,6 +18,7 @@ import (
 
 	"github.com/bay-sandbox/bay/allocator"
 	"github.com/bay-sandbox/bay/gateway/apierr"
+	"github.com/bay-sandbox/bay/gateway/sessionsecret"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/store"
 )
@@ -91,6 +92,10 @@ type Config struct {
 	// QuickIntent bounds how long Stop and Delete carry out what they
 	// recorded before answering with the pending state; default 20 s.
 	QuickIntent time.Duration
+	// Secrets makes each session's runtime secret; nil means a key that
+	// lives only in this process (sessions it started cannot be called
+	// after a restart).
+	Secrets *sessionsecret.Keyring
 }
 
 // phase of a session as the gateway sees it.
@@ -190,12 +195,19 @@ func New(cfg Config, st Store, alloc allocator.Allocator, ps Profiles, log hclog
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 15 * time.Second
 	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = sessionsecret.Random()
+	}
 	return &Manager{
 		cfg: cfg, store: st, alloc: alloc, profiles: ps, log: log.Named("service"),
 		sessions: map[string]*live{}, idle: map[string]idleMark{}, locks: map[string]*lockRef{},
 		inflight: map[string]int{},
 	}
 }
+
+// RuntimeSecret is the secret the runtimes of session sessionID require;
+// runtime clients send it (wire.WithSecret). Never log or return it.
+func (m *Manager) RuntimeSecret(sessionID string) string { return m.cfg.Secrets.For(sessionID) }
 
 // Now returns the service clock's time.
 func (m *Manager) Now() time.Time { return m.cfg.Now().UTC() }
@@ -563,6 +575,7 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 		Profile:   p,
 		Cargo:     allocator.Cargo{ID: cargo.ID, Backend: cargo.Backend, Locator: cargo.Locator},
 		Progress:  progress,
+		Secret:    m.RuntimeSecret(sessionID),
 	})
 	if err != nil {
 		_ = m.store.SetSession(context.Background(), sb.ID, "")

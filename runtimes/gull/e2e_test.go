@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bay-sandbox/bay/internal/testutil"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 const testPage = `<!doctype html>
@@ -47,7 +49,8 @@ func startGull(t *testing.T, bin string, env []string, args ...string) *gullProc
 	t.Helper()
 	port := testutil.FreePort(t)
 	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--log-level", "debug"}, args...)...)
-	cmd.Env = env
+	const secret = "gull-e2e-secret"
+	cmd.Env = append(slices.Clip(env), wire.SecretEnv+"="+secret)
 	out, err := os.CreateTemp(t.TempDir(), "gull-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +60,7 @@ func startGull(t *testing.T, bin string, env []string, args ...string) *gullProc
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &gullProc{cmd: cmd, client: NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil), log: out.Name(), done: make(chan struct{})}
+	g := &gullProc{cmd: cmd, client: NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), wire.WithSecret(nil, secret)), log: out.Name(), done: make(chan struct{})}
 	go func() { g.err = cmd.Wait(); close(g.done) }()
 	t.Cleanup(func() {
 		select {

@@ -41,6 +41,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Now is the clock used for reported durations (default time.Now).
 	Now func() time.Time
+	// Secret is the session's secret (wire.RequireSecret): every route but
+	// /health needs it. Empty serves every caller.
+	Secret string
 }
 
 // ProfileSubdir is where, relative to the workspace, the persistent browser
@@ -105,7 +108,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
-		env:        childEnv(cfg.Env, ws),
+		env:        childEnv(wire.StripSecret(cfg.Env), ws),
 		profileDir: filepath.Join(ws, ProfileSubdir),
 		now:        cfg.Now,
 		sem:        make(chan struct{}, 1),
@@ -131,6 +134,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 		DisableStartupMessage: true,
 		ErrorHandler:          wire.FiberErrorHandler,
 	})
+	s.app.Use(wire.RequireSecret(cfg.Secret))
 	s.app.Get("/health", s.handleHealth)
 	s.app.Get("/meta", s.handleMeta)
 	s.app.Post("/exec", s.handleExec)

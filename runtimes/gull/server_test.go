@@ -41,6 +41,9 @@ case "$cmd" in
 esac
 `
 
+// fixtureSecret is the session secret every fixture's Gull requires.
+const fixtureSecret = "gull-unit-secret"
+
 type fixture struct {
 	t      *testing.T
 	srv    *Server
@@ -78,7 +81,7 @@ func newFixture(t *testing.T, cli string, extraEnv ...string) *fixture {
 		"FAKE_CLOSED=" + filepath.Join(tmp, "closed"),
 		"AGENT_BROWSER_EXECUTABLE_PATH=" + cli, // exists: no "degraded" from a missing browser
 	}, extraEnv...)
-	srv, err := NewServer(Config{Workspace: ws, AgentBrowser: cli, Session: "unit", Env: env, ShutdownTimeout: 10 * time.Second}, hclog.NewNullLogger())
+	srv, err := NewServer(Config{Workspace: ws, AgentBrowser: cli, Session: "unit", Env: env, ShutdownTimeout: 10 * time.Second, Secret: fixtureSecret}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func newFixture(t *testing.T, cli string, extraEnv ...string) *fixture {
 		}
 	})
 	base := "http://" + ln.Addr().String()
-	return &fixture{t: t, srv: srv, client: NewClient(base, nil), base: base, ws: ws, sock: sock, tmp: tmp, stop: stop}
+	return &fixture{t: t, srv: srv, client: NewClient(base, wire.WithSecret(nil, fixtureSecret)), base: base, ws: ws, sock: sock, tmp: tmp, stop: stop}
 }
 
 func (f *fixture) exec(cmd string, timeout int) ExecResponse {
@@ -218,7 +221,7 @@ func TestExecValidation(t *testing.T) {
 
 func postRaw(t *testing.T, url, body string) (int, wire.ErrorBody) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	resp, err := wire.WithSecret(http.DefaultClient, fixtureSecret).Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,5 +523,39 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := NewServer(Config{}, nil); err == nil {
 		t.Error("empty workspace accepted")
+	}
+}
+
+// TestSessionSecret: without the session's secret (or with another one)
+// every route but /health answers 401 and runs nothing.
+func TestSessionSecret(t *testing.T) {
+	argv := filepath.Join(t.TempDir(), "argv")
+	f := newFixture(t, "", "FAKE_ARGV="+argv)
+	ctx := context.Background()
+	for name, hc := range map[string]*http.Client{
+		"no secret":    nil,
+		"wrong secret": wire.WithSecret(nil, fixtureSecret+"-other"),
+	} {
+		c := NewClient(f.base, hc)
+		if h, err := c.Health(ctx); err != nil || h.Status == "" {
+			t.Fatalf("%s: /health = %+v, %v; want an answer without the secret", name, h, err)
+		}
+		_, err := c.Exec(ctx, ExecRequest{Cmd: "echo pwned"})
+		if we, ok := wire.AsError(err); !ok || we.Status != http.StatusUnauthorized || we.Code != wire.CodeUnauthorized {
+			t.Fatalf("%s: exec = %v, want 401", name, err)
+		}
+		_, err = c.ExecBatch(ctx, BatchRequest{Commands: []string{"echo pwned"}})
+		if we, ok := wire.AsError(err); !ok || we.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: batch = %v, want 401", name, err)
+		}
+		if _, err := c.Meta(ctx); err == nil {
+			t.Fatalf("%s: /meta answered without the secret", name)
+		}
+	}
+	if _, err := os.Stat(argv); err == nil {
+		t.Fatal("a refused call ran the CLI")
+	}
+	if res := f.exec("echo ok", 0); res.ExitCode != 0 {
+		t.Fatalf("with the secret: %+v", res)
 	}
 }

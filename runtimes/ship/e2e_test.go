@@ -28,7 +28,9 @@ var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-
 // shipProc is a real ship binary serving a temporary workspace.
 type shipProc struct {
 	cmd       *exec.Cmd
-	client    *Client
+	client    *Client // sends the secret
+	base      string
+	secret    string
 	workspace string
 	stderr    *bytes.Buffer
 	exited    chan struct{}
@@ -50,8 +52,9 @@ func startShip(t *testing.T, o shipOpts) *shipProc {
 	port := testutil.FreePort(t)
 	args := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workspace", o.workspace, "--python", py}, o.args...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = testutil.Env(append([]string{"BAY_SANDBOX_ID=sandbox-0123456789ab", "BAY_SESSION_ID=sess-0123456789ab", "BAY_TEST_ENV_VAR=profile-value"}, o.env...)...)
-	sp := &shipProc{cmd: cmd, workspace: o.workspace, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	secret := "secret-" + strconv.Itoa(port) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cmd.Env = testutil.Env(append([]string{"BAY_SANDBOX_ID=sandbox-0123456789ab", "BAY_SESSION_ID=sess-0123456789ab", "BAY_TEST_ENV_VAR=profile-value", wire.SecretEnv + "=" + secret}, o.env...)...)
+	sp := &shipProc{cmd: cmd, workspace: o.workspace, secret: secret, base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{w: sp.stderr}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func startShip(t *testing.T, o shipOpts) *shipProc {
 			<-sp.exited
 		}
 	})
-	sp.client = NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), nil)
+	sp.client = NewClient(sp.base, wire.WithSecret(nil, secret))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

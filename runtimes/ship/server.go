@@ -64,6 +64,9 @@ type Config struct {
 	InterruptGrace time.Duration
 	// PythonStartTimeout bounds an interpreter's start (import of IPython).
 	PythonStartTimeout time.Duration
+	// Secret is the session's secret (wire.RequireSecret): every route but
+	// /health needs it. Empty serves every caller.
+	Secret string
 }
 
 func (c *Config) setDefaults() {
@@ -164,7 +167,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 	if s.owner != nil {
 		_ = os.Chown(s.stateDir, s.owner.uid, s.owner.gid)
 	}
-	s.env = childEnv(os.Environ(), s.owner)
+	s.env = childEnv(wire.StripSecret(os.Environ()), s.owner)
 	s.work, s.cancelWork = context.WithCancel(context.Background())
 	s.py = newKernel(kernelConfig{
 		python:         cfg.Python,
@@ -261,6 +264,7 @@ func (s *Server) newApp() *fiber.App {
 		BodyLimit:                    defaultJSONLimit,
 		ReadBufferSize:               16 << 10,
 	})
+	app.Use(wire.RequireSecret(s.cfg.Secret))
 	app.Get("/health", s.health)
 	app.Get("/meta", s.meta)
 

@@ -25,16 +25,21 @@ func UnixURL(path string) string { return UnixPrefix + path }
 // with and the client to send them with. For unix://PATH that is
 // "http://localhost" and a client of its own dialing PATH (keep-alives off:
 // runtime clients are made per call and dialing a socket costs microseconds;
-// hc's Timeout is kept); any other URL comes back unchanged with hc.
+// hc's Timeout and WithSecret's secret are kept); any other URL comes back unchanged with hc.
 func Endpoint(base string, hc *http.Client) (string, *http.Client) {
 	path, ok := strings.CutPrefix(base, UnixPrefix)
 	if !ok {
 		return base, hc
 	}
-	out := &http.Client{Transport: UnixTransport(strings.TrimRight(path, "/"))}
+	var tr http.RoundTripper = UnixTransport(strings.TrimRight(path, "/"))
+	out := &http.Client{Transport: tr}
 	if hc != nil {
 		out.Timeout = hc.Timeout
 		out.CheckRedirect = hc.CheckRedirect
+		// A client made by WithSecret keeps sending the session secret.
+		if st, ok := hc.Transport.(secretTransport); ok {
+			out.Transport = secretTransport{base: tr, secret: st.secret}
+		}
 	}
 	return "http://localhost", out
 }

@@ -581,4 +581,13 @@ func testBlobsAndMeta(t *testing.T, newDB NewDB) {
 			t.Fatalf("meta = %q, %v, %v; want %q", got, ok, err, v)
 		}
 	}
+	// InitMeta: the first value stays, every caller learns it.
+	for _, v := range []string{"first", "second"} {
+		if got, err := s.InitMeta(ctx, "init_key", v); err != nil || got != "first" {
+			t.Fatalf("InitMeta(%q) = %q, %v; want the first value", v, got, err)
+		}
+	}
+	if got, err := s.InitMeta(ctx, "instance_id", "other"); err != nil || got != "two" {
+		t.Fatalf("InitMeta on a set key = %q, %v; want the set value", got, err)
+	}
 }

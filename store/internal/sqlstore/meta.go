@@ -29,3 +29,19 @@ func (s *DB) SetMeta(ctx context.Context, key, value string) error {
 	}
 	return nil
 }
+
+// InitMeta stores value under key unless the key exists, and returns the
+// value stored now: the caller's, or the one that was there first. Several
+// gateways racing on one store all get the same answer.
+func (s *DB) InitMeta(ctx context.Context, key, value string) (string, error) {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO NOTHING`, key, value); err != nil {
+		return "", fmt.Errorf("init meta %s: %w", key, err)
+	}
+	var v string
+	// Read from the writer: a reader could lag behind the insert.
+	if err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v); err != nil {
+		return "", fmt.Errorf("init meta %s: %w", key, err)
+	}
+	return v, nil
+}
