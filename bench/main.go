@@ -38,6 +38,7 @@ func main() {
 		{"pgstore", benchPGStore},
 		{"gull", benchGull},
 		{"stream", benchStream},
+		{"limits", benchLimits},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

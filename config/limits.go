@@ -37,7 +37,7 @@ func defaultLimits() Limits {
 		IdleTimeout:         75 * time.Second,
 		MaxConnections:      16384,
 		MaxConnectionsPerIP: 4096,
-		MaxBodyBytes:        64 << 20,
+		MaxBodyBytes:        32 << 20,
 	}
 }
 

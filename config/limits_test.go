@@ -23,7 +23,7 @@ limits {
 	if c.Limits != want {
 		t.Fatalf("limits %+v, want %+v", c.Limits, want)
 	}
-	if d := Default().Limits; d.HeaderTimeout <= 0 || d.MaxBodyBytes != 64<<20 || d.MaxTTL != 0 {
+	if d := Default().Limits; d.HeaderTimeout <= 0 || d.MaxBodyBytes != 32<<20 || d.MaxTTL != 0 {
 		t.Fatalf("default limits %+v", d)
 	}
 }

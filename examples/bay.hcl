@@ -108,8 +108,9 @@ limits {
   max_connections_per_ip = 4096
 
   # JSON bodies over this are refused with 413 payload_too_large while
-  # being read (uploads stream and are not bound by it).
-  max_body_bytes = 67108864
+  # being read (uploads stream and are not bound by it); memory held for
+  # one body never passes it.
+  max_body_bytes = 33554432
 }
 
 gc {

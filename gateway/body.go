@@ -14,7 +14,7 @@ import (
 
 // Defaults of the request limits (Config).
 const (
-	DefaultBodyLimit     = 64 << 20
+	DefaultBodyLimit     = 32 << 20
 	DefaultHeaderTimeout = 20 * time.Second
 	DefaultBodyTimeout   = 60 * time.Second
 	DefaultIdleTimeout   = 75 * time.Second
@@ -98,16 +98,32 @@ func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
 	if cl := c.Request().Header.ContentLength(); cl > 0 && int64(cl) > limit {
 		return nil, tooLarge(limit)
 	}
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(s.bodyReader(c, nil), limit+1))
-	if err != nil {
-		c.Context().SetConnectionClose()
-		return nil, apierr.New(http.StatusBadRequest, apierr.CodeValidation, "read request body: %v", err)
+	// Read in fixed chunks: memory never passes the limit, and nothing is
+	// copied while reading (a growing buffer would hold one and a half
+	// times the limit at its last doubling).
+	const chunk = 256 << 10
+	r := io.LimitReader(s.bodyReader(c, nil), limit+1)
+	var parts [][]byte
+	var total int64
+	for {
+		p := make([]byte, chunk)
+		n, err := io.ReadFull(r, p)
+		if n > 0 {
+			parts = append(parts, p[:n])
+			total += int64(n)
+		}
+		if total > limit {
+			return nil, tooLarge(limit)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			c.Context().SetConnectionClose()
+			return nil, apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "read request body: %v", err)
+		}
 	}
-	if n > limit {
-		return nil, tooLarge(limit)
-	}
-	b := buf.Bytes()
+	b := bytes.Join(parts, nil)
 	c.Locals(bodyKey, b)
 	return b, nil
 }
