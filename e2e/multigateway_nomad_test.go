@@ -68,7 +68,7 @@ gc {
 }
 server { warmup_on_create = false }
 profile "python-default" {
-  idle_timeout = "8s"
+  idle_timeout = "30s"
   container "ship" {
     runtime_type = "ship"
   }
@@ -161,7 +161,9 @@ profile "python-default" {
 
 	// The idle reaper (on the leader of the moment) stops each idle
 	// session once.
-	deadline = time.Now().Add(leaseTTL + 30*time.Second)
+	// (30 s idle timeout: long enough that the reaps come after A's death,
+	// so a reap cannot be cut short by the kill.)
+	deadline = time.Now().Add(leaseTTL + 60*time.Second)
 	for len(liveJobs(t, nc, id))+len(liveJobs(t, nc, id2))+len(liveJobs(t, nc, id3)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("idle sessions not reaped: %v %v %v", liveJobs(t, nc, id), liveJobs(t, nc, id2), liveJobs(t, nc, id3))

@@ -66,7 +66,7 @@ func (s *Server) serveMetrics(c *fiber.Ctx) error {
 		if s.leader.Leading() {
 			lead = 1
 		}
-		fmt.Fprintf(&b, "# HELP bay_leader 1 while this gateway leads (runs GC, warm pools, reconcile).\n# TYPE bay_leader gauge\nbay_leader %d\n", lead)
+		fmt.Fprintf(&b, "# HELP bay_leader 1 while this gateway leads (runs GC and the warm pools).\n# TYPE bay_leader gauge\nbay_leader %d\n", lead)
 		fmt.Fprintf(&b, "# HELP bay_leader_terms_total Times this gateway became leader.\n# TYPE bay_leader_terms_total counter\nbay_leader_terms_total %d\n", s.leader.Terms())
 	}
 

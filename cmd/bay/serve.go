@@ -170,7 +170,7 @@ func runGateway(ctx context.Context, cfg *config.Config, configFiles []string, l
 	reconciler := reconcile.New(reconcile.Config{}, st, svc, alloc, log)
 	if cfg.Store.Driver == config.StorePostgres {
 		// Other gateways may be starting sessions right now: adopt what
-		// runs, clear nothing (that is the leader's reconcile and GC).
+		// runs, clear nothing (the leader's GC removes what is gone).
 		if n, err := svc.Adopt(ctx); err != nil {
 			log.Warn("adopt sessions", "error", err)
 		} else if n > 0 {

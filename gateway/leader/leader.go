@@ -1,6 +1,6 @@
 // Package leader elects, among the gateways sharing one store, the one that
-// runs the cluster-wide loops (GC, the warm pools, reconcile): whoever holds
-// the store's "leader" lease. The holder renews it every third of its TTL; a
+// runs the cluster-wide loops (serve gives it GC and the warm pools): whoever
+// holds the store's "leader" lease. The holder renews it every third of its TTL; a
 // gateway that dies stops renewing and another takes over once the lease
 // has expired, so the takeover bound is TTL + TTL/3. A gateway that cannot
 // renew steps down after 2/3 TTL, before anyone else can win the lease, so
@@ -137,7 +137,7 @@ func (e *Elector) Run(ctx context.Context, lead ...func(context.Context)) {
 				termCancel = cancel
 				e.leading.Store(true)
 				e.changes.Add(1)
-				e.log.Info("leading: running gc, warm pools and reconcile", "holder", e.cfg.Holder, "lease_ttl", e.cfg.TTL)
+				e.log.Info("leading: running the cluster-wide loops", "holder", e.cfg.Holder, "lease_ttl", e.cfg.TTL)
 				for _, fn := range lead {
 					term.Add(1)
 					go func() { defer term.Done(); fn(tctx) }()
