@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,7 +134,16 @@ profile "python-default" {
 	// Kill A in the middle of a cold start: B finishes it, no job left.
 	sb3 := a.must(201, "POST", "/v1/sandboxes", map[string]any{}, owner)
 	id3 := sb3["id"].(string)
-	go func() { _ = py(a, id3, "1") }()
+	// The call dies with A: sent raw, so its broken connection is expected.
+	go func() {
+		req, _ := http.NewRequest("POST", a.url+"/v1/sandboxes/"+id3+"/python/exec", strings.NewReader(`{"code":"1"}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Owner", "ha")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(liveJobs(t, nc, id3)) == 0 {
 		if time.Now().After(deadline) {
