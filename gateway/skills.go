@@ -108,11 +108,17 @@ func (s *Server) createSkillPayload(c *fiber.Ctx) error {
 	return c.Status(http.StatusCreated).JSON(fiber.Map{"payload_ref": blobRefPrefix + id, "kind": kind})
 }
 
-// ownedBlob resolves a "blob:<id>" ref of the caller.
+// ownedBlob resolves a "blob:<id>" ref of the caller. Any other ref is a
+// 400 "Unsupported payload_ref: <ref>", in Shipyard Neo's words: a
+// candidate may name a payload stored elsewhere (s3://...), which Bay keeps
+// but cannot read.
 func (s *Server) ownedBlob(c *fiber.Ctx, field, ref string) (store.Blob, error) {
 	id, ok := strings.CutPrefix(ref, blobRefPrefix)
-	if !ok || id == "" {
-		return store.Blob{}, apierr.Validation("%s must look like \"blob:<id>\", got %q", field, ref).With(map[string]any{"field": field})
+	if !ok {
+		return store.Blob{}, apierr.Validation("Unsupported payload_ref: %s", ref).With(map[string]any{"field": field})
+	}
+	if id == "" {
+		return store.Blob{}, apierr.Validation("Invalid payload_ref: %s", ref).With(map[string]any{"field": field})
 	}
 	b, err := s.store.GetBlob(c.UserContext(), owner(c), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -256,7 +262,10 @@ func (s *Server) createSkillCandidate(c *fiber.Ctx) error {
 	for _, id := range ids {
 		e, err := s.store.GetExecution(ctx, who, "", id)
 		if errors.Is(err, store.ErrNotFound) {
-			return apierr.NotFound("execution", id)
+			// A 400, not a 404: the request names bad evidence, the route
+			// itself exists (Shipyard Neo answers the same).
+			return apierr.Validation("Execution ID not found or not owned: %s", id).
+				With(map[string]any{"field": "source_execution_ids", "execution_id": id})
 		} else if err != nil {
 			return fmt.Errorf("load source execution: %w", err)
 		}
@@ -267,9 +276,11 @@ func (s *Server) createSkillCandidate(c *fiber.Ctx) error {
 			tracePayload = e.PayloadRef
 		}
 	}
+	// Any non-empty ref is kept as given: only a replay needs to read it
+	// (and refuses what it cannot read).
 	if payloadRef != nil {
-		if _, err := s.ownedBlob(c, "payload_ref", *payloadRef); err != nil {
-			return err
+		if strings.TrimSpace(*payloadRef) == "" {
+			return apierr.Validation("payload_ref must not be empty").With(map[string]any{"field": "payload_ref"})
 		}
 	} else {
 		payloadRef = tracePayload
@@ -624,8 +635,8 @@ type skillRunRequest struct {
 	execMeta
 }
 
-// runBrowserSkill replays the active release (stable, else canary) of a
-// skill key as one browser batch, recorded in history like exec_batch and
+// runBrowserSkill replays the active release of a skill key (there is one
+// at most: promotion and rollback keep it so) as one browser batch, recorded in history like exec_batch and
 // counted for the release's health.
 func (s *Server) runBrowserSkill(c *fiber.Ctx) error {
 	var req skillRunRequest
@@ -647,7 +658,7 @@ func (s *Server) runBrowserSkill(c *fiber.Ctx) error {
 	ctx, key := c.UserContext(), c.Params("key")
 	rel, err := s.store.ActiveSkillRelease(ctx, owner(c), key)
 	if errors.Is(err, store.ErrNotFound) {
-		return apierr.NotFound("active release of skill", key)
+		return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "No active release found for skill_key: %s", key)
 	} else if err != nil {
 		return err
 	}

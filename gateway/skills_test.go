@@ -49,7 +49,13 @@ func TestSkillPayloads(t *testing.T) {
 
 	h.wantErr(404, "not_found", "GET", "/v1/skills/payloads/"+ref, nil, owner("mallory"))
 	h.wantErr(404, "not_found", "GET", "/v1/skills/payloads/blob:blob-000000000000", nil)
-	h.wantErr(400, "validation_error", "GET", "/v1/skills/payloads/"+strings.TrimPrefix(ref, "blob:"), nil)
+	bare := strings.TrimPrefix(ref, "blob:")
+	if e := h.wantErr(400, "validation_error", "GET", "/v1/skills/payloads/"+bare, nil); e["error"].(map[string]any)["message"] != "Unsupported payload_ref: "+bare {
+		t.Fatalf("non-blob ref: %v", e)
+	}
+	if e := h.wantErr(400, "validation_error", "GET", "/v1/skills/payloads/s3:bucket-key", nil); e["error"].(map[string]any)["message"] != "Unsupported payload_ref: s3:bucket-key" {
+		t.Fatalf("s3 ref: %v", e)
+	}
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/payloads", map[string]any{"payload": "text"})
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/payloads", map[string]any{"kind": "x"})
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/payloads", map[string]any{"payload": map[string]any{}, "kind": ""})
@@ -65,13 +71,22 @@ func TestSkillLifecycle(t *testing.T) {
 	payload := str(h.must(201, "POST", "/v1/skills/payloads", map[string]any{"payload": map[string]any{"steps": []string{}}})["payload_ref"])
 
 	// Candidate creation: sources must be the caller's executions.
-	h.wantErr(404, "not_found", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{e1, foreign}})
-	h.wantErr(404, "not_found", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{"exec-000000000000"}})
+	// An unknown or foreign source is bad input (400), as upstream answers.
+	if e := h.wantErr(400, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{e1, foreign}}); !strings.Contains(str(e["error"].(map[string]any)["message"]), foreign) {
+		t.Fatalf("foreign source: %v", e)
+	}
+	h.wantErr(400, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{"exec-000000000000"}})
 	h.wantErr(400, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{}})
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc"})
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"source_execution_ids": []string{e1}})
 	h.wantErr(422, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{e1}, "preconditions": []string{"a"}})
-	h.wantErr(404, "not_found", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{e1}, "payload_ref": "blob:blob-000000000000"})
+	h.wantErr(400, "validation_error", "POST", "/v1/skills/candidates", map[string]any{"skill_key": "calc", "source_execution_ids": []string{e1}, "payload_ref": " "})
+	// Any other ref is kept as given (the SDK's README uses s3://...).
+	ext := h.must(201, "POST", "/v1/skills/candidates", map[string]any{"skill_key": "ext", "source_execution_ids": []string{e1}, "payload_ref": "s3://bucket/key"})
+	if ext["payload_ref"] != "s3://bucket/key" {
+		t.Fatalf("external payload_ref: %v", ext)
+	}
+	h.must(200, "DELETE", "/v1/skills/candidates/"+str(ext["id"]), nil)
 
 	c1 := h.must(201, "POST", "/v1/skills/candidates", map[string]any{
 		"skill_key": "calc", "source_execution_ids": []string{e1, e2, e1}, "scenario_key": "sum", "payload_ref": payload,
@@ -224,6 +239,14 @@ func TestSkillLifecycle(t *testing.T) {
 	h.wantErr(404, "not_found", "DELETE", "/v1/skills/releases/"+r3ID, nil)
 	if got := h.must(200, "GET", "/v1/skills/releases", nil); num(got["total"]) != 2 {
 		t.Fatalf("releases after delete: %v", got)
+	}
+	// Deleting the release a candidate was promoted into clears its pointer.
+	if got := h.must(200, "GET", "/v1/skills/candidates/"+c1ID, nil); got["promotion_release_id"] != r1ID {
+		t.Fatalf("c1 before its release is deleted: %v", got)
+	}
+	h.must(200, "DELETE", "/v1/skills/releases/"+r1ID, nil)
+	if got := h.must(200, "GET", "/v1/skills/candidates/"+c1ID, nil); got["promotion_release_id"] != nil {
+		t.Fatalf("c1 after its release was deleted: %v", got)
 	}
 	dc := h.must(200, "DELETE", "/v1/skills/candidates/"+c1ID, map[string]any{})
 	if dc["id"] != c1ID || dc["delete_reason"] != nil || dc["deleted_at"] == nil {

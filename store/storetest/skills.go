@@ -130,57 +130,79 @@ func testSkillPromoteRollbackDelete(t *testing.T, newDB NewDB) {
 	if act, err := s.ActiveSkillRelease(ctx, "alice", "login"); err != nil || act.ID != "r2" {
 		t.Fatalf("active = %+v, %v", act, err)
 	}
-	// A canary beside the stable one does not displace it.
+	// One active release per skill key: a canary replaces the stable one.
 	if _, err := promote(s, "alice", "c1", "r3", store.StageCanary, 11); err != nil {
 		t.Fatal(err)
 	}
-	if act, _ := s.ActiveSkillRelease(ctx, "alice", "login"); act.ID != "r2" {
-		t.Fatalf("stable must win over canary, got %s", act.ID)
-	}
-	// Deleting a candidate backing an active release is refused.
-	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", store.Deletion{At: at(12)}); !isRule(err) {
-		t.Fatalf("delete active candidate: %v", err)
-	}
-	if _, err := s.RollbackSkillRelease(ctx, "alice", "r1", "rx", "alice", at(12)); !isRule(err) {
-		t.Fatalf("rollback inactive release: %v", err)
-	}
-
-	r4, err := s.RollbackSkillRelease(ctx, "alice", "r2", "r4", "alice", at(13))
-	if err != nil || r4.Version != 4 || r4.CandidateID != "c1" || *r4.RollbackOf != "r2" || !r4.IsActive || r4.Stage != store.StageStable {
-		t.Fatalf("rollback r2 = %+v, %v", r4, err)
+	if act, _ := s.ActiveSkillRelease(ctx, "alice", "login"); act.ID != "r3" {
+		t.Fatalf("active after a canary promotion = %s, want r3", act.ID)
 	}
 	if got, _ := s.GetSkillRelease(ctx, "alice", "r2"); got.IsActive {
-		t.Fatal("r2 still active after rollback")
+		t.Fatal("r2 still active after the canary r3 replaced it")
 	}
-	if c, _ := s.GetSkillCandidate(ctx, "alice", "c2"); c.Status != store.SkillRolledBack {
-		t.Fatalf("c2 status %s", c.Status)
+	// Deleting a candidate backing an active release is refused.
+	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c1", store.Deletion{At: at(12)}); !isRule(err) {
+		t.Fatalf("delete active candidate: %v", err)
 	}
-	if prev, err := s.PreviousSkillRelease(ctx, r4); err != nil || prev.ID != "r2" {
+
+	// Rolling the first canary back goes to the stable release before it,
+	// whatever the stage: a new release of r2's candidate at r2's stage.
+	r4, err := s.RollbackSkillRelease(ctx, "alice", "r3", "r4", "alice", at(13))
+	if err != nil || r4.Version != 4 || r4.CandidateID != "c2" || *r4.RollbackOf != "r3" || !r4.IsActive || r4.Stage != store.StageStable {
+		t.Fatalf("rollback r3 = %+v, %v", r4, err)
+	}
+	if got, _ := s.GetSkillRelease(ctx, "alice", "r3"); got.IsActive {
+		t.Fatal("r3 still active after rollback")
+	}
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c1"); c.Status != store.SkillRolledBack {
+		t.Fatalf("c1 status %s, want rolled_back", c.Status)
+	}
+	if prev, err := s.PreviousSkillRelease(ctx, r4); err != nil || prev.ID != "r3" {
 		t.Fatalf("previous of r4 = %+v, %v", prev, err)
 	}
-	// r2 is rolled back and r1 carries r4's own candidate: no further target.
-	if _, err := s.RollbackSkillRelease(ctx, "alice", "r4", "r5", "alice", at(14)); !isRule(err) {
-		t.Fatalf("second rollback: %v", err)
+	// The previous version of r4 is r3 (a canary of c1).
+	r5, err := s.RollbackSkillRelease(ctx, "alice", "r4", "r5", "alice", at(14))
+	if err != nil || r5.Version != 5 || r5.CandidateID != "c1" || r5.Stage != store.StageCanary || *r5.RollbackOf != "r4" {
+		t.Fatalf("rollback r4 = %+v, %v", r5, err)
+	}
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c2"); c.Status != store.SkillRolledBack {
+		t.Fatalf("c2 status %s, want rolled_back", c.Status)
 	}
 
 	items, total, err := s.ListSkillReleases(ctx, store.SkillReleaseFilter{Owner: "alice", ActiveOnly: true})
-	if err != nil || total != 2 || items[0].ID != "r4" || items[1].ID != "r3" {
+	if err != nil || total != 1 || items[0].ID != "r5" {
 		t.Fatalf("active releases = %v total %d, %v", items, total, err)
 	}
-	if _, total, _ := s.ListSkillReleases(ctx, store.SkillReleaseFilter{Owner: "alice", Stage: store.StageCanary}); total != 1 {
+	if _, total, _ := s.ListSkillReleases(ctx, store.SkillReleaseFilter{Owner: "alice", Stage: store.StageCanary}); total != 2 {
 		t.Fatalf("canary total %d", total)
 	}
 
-	// Deletes are soft and owner scoped; versions are never reused.
-	if _, err := s.DeleteSkillRelease(ctx, "bob", "r4", store.Deletion{At: at(15)}); !errors.Is(err, store.ErrNotFound) {
+	// Deletes are soft and owner scoped; versions are never reused; a
+	// deleted release is no candidate's promotion_release_id any more.
+	if _, err := s.DeleteSkillRelease(ctx, "bob", "r5", store.Deletion{At: at(15)}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("foreign delete: %v", err)
 	}
-	d, err := s.DeleteSkillRelease(ctx, "alice", "r4", store.Deletion{At: at(15), By: ptr("alice"), Reason: ptr("bad")})
-	if err != nil || d.IsActive || d.Deleted == nil || *d.Deleted.Reason != "bad" {
-		t.Fatalf("delete r4 = %+v, %v", d, err)
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c1"); c.PromotionReleaseID == nil || *c.PromotionReleaseID != "r3" {
+		t.Fatalf("c1 promotion_release_id = %v, want r3", c.PromotionReleaseID)
 	}
-	if _, err := s.GetSkillRelease(ctx, "alice", "r4"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteSkillRelease(ctx, "alice", "r3", store.Deletion{At: at(15)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c1"); c.PromotionReleaseID != nil {
+		t.Fatalf("c1 promotion_release_id = %v after its release was deleted", *c.PromotionReleaseID)
+	}
+	if c, _ := s.GetSkillCandidate(ctx, "alice", "c2"); c.PromotionReleaseID == nil || *c.PromotionReleaseID != "r2" {
+		t.Fatalf("c2 promotion_release_id = %v, want r2 untouched", c.PromotionReleaseID)
+	}
+	d, err := s.DeleteSkillRelease(ctx, "alice", "r5", store.Deletion{At: at(15), By: ptr("alice"), Reason: ptr("bad")})
+	if err != nil || d.IsActive || d.Deleted == nil || *d.Deleted.Reason != "bad" {
+		t.Fatalf("delete r5 = %+v, %v", d, err)
+	}
+	if _, err := s.GetSkillRelease(ctx, "alice", "r5"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted release still visible: %v", err)
+	}
+	if _, err := s.ActiveSkillRelease(ctx, "alice", "login"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("active release after deleting the active one: %v", err)
 	}
 	if _, err := s.DeleteSkillCandidate(ctx, "alice", "c2", store.Deletion{At: at(16)}); err != nil {
 		t.Fatalf("delete c2: %v", err)
@@ -189,7 +211,7 @@ func testSkillPromoteRollbackDelete(t *testing.T, newDB NewDB) {
 		t.Fatalf("candidates after delete: %d", total)
 	}
 	evaluate(t, s, "alice", "c1", true, 17)
-	if r, err := promote(s, "alice", "c1", "r6", store.StageStable, 18); err != nil || r.Version != 5 {
+	if r, err := promote(s, "alice", "c1", "r6", store.StageStable, 18); err != nil || r.Version != 6 {
 		t.Fatalf("version after deletes = %+v, %v", r, err)
 	}
 }

@@ -286,8 +286,8 @@ func (s *DB) EvaluateSkillCandidate(ctx context.Context, e store.SkillEvaluation
 }
 
 // PromoteSkillCandidate turns a candidate whose latest evaluation passed
-// into a new active release of its skill key at r.Stage, deactivating the
-// release it replaces at that stage. r supplies ID, Owner, Stage,
+// into a new active release of its skill key at r.Stage, deactivating every
+// other active release of the key. r supplies ID, Owner, Stage,
 // ReleaseMode, PromotedBy, PromotedAt, HealthWindowEndAt and the upgrade
 // fields; the rest comes from the candidate.
 func (s *DB) PromoteSkillCandidate(ctx context.Context, candidateID string, r store.SkillRelease) (store.SkillRelease, error) {
@@ -327,15 +327,16 @@ func (s *DB) PromoteSkillCandidate(ctx context.Context, candidateID string, r st
 }
 
 // insertRelease numbers r (next version of its skill key, deleted releases
-// included so versions are never reused), deactivates the active release at
-// its stage and inserts it.
+// included so versions are never reused), deactivates every active release
+// of the key (one active release per skill key, whatever its stage, as
+// Shipyard Neo's Bay does) and inserts it.
 func (s *DB) insertRelease(ctx context.Context, tx txn, r *store.SkillRelease) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM skill_releases
 		WHERE owner = ? AND skill_key = ?`, r.Owner, r.SkillKey).Scan(&r.Version); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE skill_releases SET is_active = 0
-		WHERE owner = ? AND skill_key = ? AND stage = ? AND is_active = 1`, r.Owner, r.SkillKey, r.Stage); err != nil {
+		WHERE owner = ? AND skill_key = ? AND is_active = 1`, r.Owner, r.SkillKey); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO skill_releases (`+releaseCols+`) VALUES (`+placeholders(18)+`)`,
@@ -348,12 +349,13 @@ func (s *DB) insertRelease(ctx context.Context, tx txn, r *store.SkillRelease) e
 	return nil
 }
 
-// RollbackSkillRelease replaces the active release id with a new release
-// (newID, next version, rollback_of = id) carrying the candidate of the
-// previous live release of the same skill key and stage (skipping releases
-// already rolled back and ones of the same candidate); the rolled-back
-// release's candidate becomes rolled_back. Refused (SkillRuleError) when id
-// is not active or has no predecessor.
+// RollbackSkillRelease rolls release id back to the release of the previous
+// version of its skill key (the highest lower version not deleted, whatever
+// its stage): a new active release (newID, next version, rollback_of = id)
+// with that release's candidate and stage, every other release of the key
+// deactivated, and id's candidate marked rolled_back. So a first canary
+// rolls back to the stable release before it. Refused (SkillRuleError) when
+// id has no predecessor.
 func (s *DB) RollbackSkillRelease(ctx context.Context, owner, id, newID, by string, now time.Time) (store.SkillRelease, error) {
 	var out store.SkillRelease
 	err := s.tx(ctx, func(tx txn) error {
@@ -361,22 +363,17 @@ func (s *DB) RollbackSkillRelease(ctx context.Context, owner, id, newID, by stri
 		if err != nil {
 			return err
 		}
-		if !cur.IsActive {
-			return rule("release %s is not active; only the active release can be rolled back", id)
-		}
 		prev, err := scanRelease(tx.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM skill_releases
-			WHERE owner = ? AND skill_key = ? AND stage = ? AND version < ? AND deleted_at IS NULL
-			AND candidate_id != ? AND id NOT IN (SELECT rollback_of FROM skill_releases
-				WHERE owner = ? AND rollback_of IS NOT NULL)
-			ORDER BY version DESC LIMIT 1`, owner, cur.SkillKey, cur.Stage, cur.Version, cur.CandidateID, owner))
+			WHERE owner = ? AND skill_key = ? AND version < ? AND deleted_at IS NULL
+			ORDER BY version DESC LIMIT 1`, owner, cur.SkillKey, cur.Version))
 		if errors.Is(err, sql.ErrNoRows) {
-			return rule("release %s has no previous %s release of skill %q to roll back to", id, cur.Stage, cur.SkillKey)
+			return rule("rollback is unavailable: release %s has no previous release of skill %q", id, cur.SkillKey)
 		}
 		if err != nil {
 			return err
 		}
 		out = store.SkillRelease{
-			ID: newID, Owner: owner, SkillKey: cur.SkillKey, CandidateID: prev.CandidateID, Stage: cur.Stage,
+			ID: newID, Owner: owner, SkillKey: cur.SkillKey, CandidateID: prev.CandidateID, Stage: prev.Stage,
 			IsActive: true, ReleaseMode: "manual", PromotedBy: by, PromotedAt: now, RollbackOf: &cur.ID,
 		}
 		if err := s.insertRelease(ctx, tx, &out); err != nil {
@@ -424,7 +421,8 @@ func (s *DB) DeleteSkillCandidate(ctx context.Context, owner, id string, d store
 }
 
 // DeleteSkillRelease soft-deletes a release; an active one stops being
-// active (the skill then has no active release at that stage).
+// active (the skill then has no active release), and a candidate whose
+// promotion_release_id named it no longer does.
 func (s *DB) DeleteSkillRelease(ctx context.Context, owner, id string, d store.Deletion) (store.SkillRelease, error) {
 	var out store.SkillRelease
 	err := s.tx(ctx, func(tx txn) error {
@@ -434,6 +432,10 @@ func (s *DB) DeleteSkillRelease(ctx context.Context, owner, id string, d store.D
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE skill_releases SET is_active = 0, deleted_at = ?, deleted_by = ?,
 			delete_reason = ? WHERE id = ?`, ms(d.At), nullStr(d.By), nullStr(d.Reason), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE skill_candidates SET promotion_release_id = NULL, updated_at = ?
+			WHERE owner = ? AND promotion_release_id = ?`, ms(d.At), owner, id); err != nil {
 			return err
 		}
 		r.IsActive, r.Deleted = false, &d
@@ -446,12 +448,13 @@ func (s *DB) DeleteSkillRelease(ctx context.Context, owner, id string, d store.D
 	return out, nil
 }
 
-// ActiveSkillRelease returns the owner's active release of a skill key,
-// stable before canary; ErrNotFound when there is none.
+// ActiveSkillRelease returns the owner's active release of a skill key (a
+// promotion or rollback leaves one; the newest if older data has several);
+// ErrNotFound when there is none.
 func (s *DB) ActiveSkillRelease(ctx context.Context, owner, skillKey string) (store.SkillRelease, error) {
 	r, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM skill_releases
 		WHERE owner = ? AND skill_key = ? AND is_active = 1 AND deleted_at IS NULL
-		ORDER BY CASE stage WHEN 'stable' THEN 0 ELSE 1 END, version DESC LIMIT 1`, owner, skillKey))
+		ORDER BY version DESC LIMIT 1`, owner, skillKey))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.SkillRelease{}, fmt.Errorf("active release of skill %q: %w", skillKey, store.ErrNotFound)
 	}
@@ -461,13 +464,14 @@ func (s *DB) ActiveSkillRelease(ctx context.Context, owner, skillKey string) (st
 	return r, nil
 }
 
-// PreviousSkillRelease returns the release that preceded r at its stage
-// (highest lower version, deleted ones included since their runs still
-// describe the baseline); ErrNotFound for the first one.
+// PreviousSkillRelease returns the release that preceded r (the highest
+// lower version of its skill key, whatever its stage: it is the one r
+// replaced; deleted ones included since their runs still describe the
+// baseline); ErrNotFound for the first one.
 func (s *DB) PreviousSkillRelease(ctx context.Context, r store.SkillRelease) (store.SkillRelease, error) {
 	p, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM skill_releases
-		WHERE owner = ? AND skill_key = ? AND stage = ? AND version < ? ORDER BY version DESC LIMIT 1`,
-		r.Owner, r.SkillKey, r.Stage, r.Version))
+		WHERE owner = ? AND skill_key = ? AND version < ? ORDER BY version DESC LIMIT 1`,
+		r.Owner, r.SkillKey, r.Version))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.SkillRelease{}, fmt.Errorf("release before %s: %w", r.ID, store.ErrNotFound)
 	}
