@@ -95,11 +95,12 @@ func Run(ctx context.Context, st Store, ss Sessions, c Compute, deleteCargos boo
 		errs = append(errs, err...)
 	}
 	// What remains: cargos not managed by a sandbox (or all of them when
-	// they are kept).
+	// they are kept), and the pool's spare ones, deleted either way.
 	n, cerrs := eachPage(ctx, func(ctx context.Context, cursor string) ([]store.Cargo, string, error) {
 		return st.ListCargos(ctx, store.CargoFilter{Cursor: cursor, Limit: 100})
 	}, func(cg store.Cargo) error {
-		if !deleteCargos {
+		// Pooled cargos, made ahead of demand, hold no one's data.
+		if !deleteCargos && cg.Owner != store.PoolOwner {
 			r.CargosKept++
 			return nil
 		}
@@ -111,9 +112,7 @@ func Run(ctx context.Context, st Store, ss Sessions, c Compute, deleteCargos boo
 		}
 		return nil
 	})
-	if deleteCargos {
-		r.CargosDeleted = n
-	}
+	r.CargosDeleted = n - r.CargosKept
 	errs = append(errs, cerrs...)
 
 	if r.CargosKept > 0 {

@@ -108,6 +108,10 @@ func fixture(t *testing.T) (*sqlite.Store, *sessions, *compute) {
 		t.Fatal(err)
 	}
 	c.volumes["cg-external"] = true
+	if err := st.CreateCargo(ctx, store.Cargo{ID: "cg-pooled", Owner: store.PoolOwner, Managed: true, Backend: "b", Locator: "l", CreatedAt: now, LastAccessedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	c.volumes["cg-pooled"] = true
 	c.running["sess-orphan"] = allocator.SessionInfo{SandboxID: "gone", SessionID: "sess-orphan"}
 	return st, &sessions{st: st, compute: c}, c
 }
@@ -121,11 +125,11 @@ func TestRunStopsSessionsAndKeepsCargos(t *testing.T) {
 	if len(c.running) != 0 {
 		t.Errorf("still running after the drain: %v", c.running)
 	}
-	if r.SessionsStopped != 151 || r.SandboxesDeleted != 0 || r.CargosDeleted != 0 || r.CargosKept != 151 {
-		t.Errorf("report %+v, want 151 stopped (one orphan), 151 cargos kept", r)
+	if r.SessionsStopped != 151 || r.SandboxesDeleted != 0 || r.CargosDeleted != 1 || r.CargosKept != 151 {
+		t.Errorf("report %+v, want 151 stopped (one orphan), 151 cargos kept, the pooled one deleted", r)
 	}
-	if len(c.volumes) != 151 {
-		t.Errorf("%d volumes left, want all 151 kept", len(c.volumes))
+	if len(c.volumes) != 151 || c.volumes["cg-pooled"] {
+		t.Errorf("%d volumes left, want the 151 of users kept and the pooled one gone", len(c.volumes))
 	}
 	left, err := st.ListWithSession(context.Background())
 	if err != nil || len(left) != 0 {
@@ -146,8 +150,8 @@ func TestRunDeleteCargosRemovesEverything(t *testing.T) {
 	if len(c.running) != 0 || len(c.volumes) != 0 {
 		t.Errorf("left behind: sessions %v, volumes %v", c.running, c.volumes)
 	}
-	if r.SandboxesDeleted != 150 || r.CargosDeleted != 1 || r.CargosKept != 0 {
-		t.Errorf("report %+v, want 150 sandboxes and the external cargo deleted", r)
+	if r.SandboxesDeleted != 150 || r.CargosDeleted != 2 || r.CargosKept != 0 {
+		t.Errorf("report %+v, want 150 sandboxes, the external and the pooled cargo deleted", r)
 	}
 	cgs, _, err := st.ListCargos(context.Background(), store.CargoFilter{})
 	if err != nil || len(cgs) != 0 {
