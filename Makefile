@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | 
 LDFLAGS  := $(if $(VERSION),-X github.com/bay-sandbox/bay/internal/version.Version=$(VERSION))
 GO       ?= go
 
-.PHONY: deps build run test vet bench clean consul
+.PHONY: deps build run test vet bench clean consul images
 
 deps:
 	./scripts/install-deps.sh
@@ -20,6 +20,11 @@ build:
 # ${XDG_CACHE_HOME:-$HOME/.cache}/bay) and copied to bin/consul.
 consul:
 	GO=$(GO) ./scripts/build-consul.sh
+
+# The container images bay, bay-ship and bay-gull (tags :dev and the
+# version), built with the local Docker engine; see scripts/images.sh.
+images:
+	VERSION='$(VERSION)' GO=$(GO) ./scripts/images.sh
 
 # Runs the gateway on the embedded default (local processes, no cluster).
 run: deps build

@@ -34,6 +34,7 @@ func main() {
 		{"ship", benchShip},
 		{"nomad", benchNomad},
 		{"nomad-coldstart", benchNomadColdStart},
+		{"nomad-docker", benchNomadDocker},
 		{"lifecycle", benchLifecycle},
 		{"pgstore", benchPGStore},
 		{"gull", benchGull},

@@ -10,6 +10,10 @@
 # workload identity (its NOMAD_TOKEN, see the identity block) what it needs:
 # no long-lived token. Without ACLs the policy step is not needed.
 #
+# With Consul: -var service_provider=consul registers the gateway in Consul
+# with its /health check (and a config with nomad { discovery = "consul" }
+# finds the sessions' containers there too).
+#
 # Secrets never sit in this file: every item of the Nomad variable
 # nomad/jobs/bay becomes an environment variable of the gateway (BAY_API_KEY,
 # NOMAD_TOKEN, CONSUL_HTTP_TOKEN, ...). The job's workload identity may read
@@ -63,8 +67,13 @@ variable "instance_id" {
 
 variable "service_provider" {
   type        = string
-  description = "Where the gateway's own service is registered: nomad or consul."
+  description = "Where the gateway's own service \"bay\" and its /health check are registered: nomad, or consul when the cluster has Consul (then Consul's DNS and health API find the gateway, e.g. bay.service.consul)."
   default     = "nomad"
+
+  validation {
+    condition     = contains(["nomad", "consul"], var.service_provider)
+    error_message = "The service_provider must be nomad or consul."
+  }
 }
 
 # Runtime interpolation: Nomad fills ${attr...} in on the client, so the
