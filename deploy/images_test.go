@@ -148,7 +148,7 @@ func TestShipImage(t *testing.T) {
 	res, err := c.PythonExec(ctx, ship.PythonExecRequest{Code: strings.Join([]string{
 		"import os, pwd, IPython, numpy, matplotlib, PIL",
 		"print(os.getuid(), pwd.getpwuid(os.getuid()).pw_name, os.getcwd(), os.environ['HOME'])",
-		"open('from-python.txt', 'w').write(str(numpy.arange(4).sum()))",
+		"_ = open('from-python.txt', 'w').write(str(numpy.arange(4).sum()))",
 	}, "\n"), Timeout: 120})
 	if err != nil {
 		t.Fatal(err)
@@ -259,12 +259,34 @@ func TestGullImageOpensPageServedByShip(t *testing.T) {
 	}
 }
 
+const bayConfig = `
+allocator = "nomad"
+nomad {
+  address        = "http://127.0.0.1:1"
+  default_driver = "docker"
+}
+profile "python-default" {
+  container "ship" {
+    runtime_type = "ship"
+    image        = "bay-ship:dev"
+  }
+}
+`
+
 func TestBayImage(t *testing.T) {
 	e := newEngine(t, bayImage)
 	vol := "bay-test-data-" + randomHex(4)
 	e.run("volume", "create", vol)
 	t.Cleanup(func() { _, _ = e.try("volume", "rm", "-f", vol) })
-	id := e.start("bay", "-p", "127.0.0.1::8114", "-v", vol+":/var/lib/bay", bayImage)
+	// The image is the gateway for Nomad (it carries no runtimes for the
+	// embedded allocator): a Nomad config, with no Nomad reachable, is
+	// enough to serve /health.
+	cfg := filepath.Join(cargo(t), "bay.hcl")
+	if err := os.WriteFile(cfg, []byte(bayConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := e.start("bay", "-p", "127.0.0.1::8114", "-v", vol+":/var/lib/bay", "-v", cfg+":/etc/bay/bay.hcl:ro",
+		bayImage, "--config", "/etc/bay/bay.hcl")
 	url := e.hostURL(id, "8114")
 	waitHealthy(t, url)
 
