@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,13 +74,22 @@ type consulPorts struct{ http, dns, serfLAN, serfWAN, server, grpc, grpcTLS int 
 func StartConsul(t testing.TB) *ConsulAgent {
 	t.Helper()
 	a := &ConsulAgent{t: t, bin: ConsulBinary(t)}
-	a.ports = consulPorts{
-		http: FreePort(t), dns: FreePort(t), serfLAN: FreePort(t), serfWAN: FreePort(t),
-		server: FreePort(t), grpc: FreePort(t), grpcTLS: FreePort(t),
-	}
-	a.Start()
 	t.Cleanup(a.Stop)
-	return a
+	// A port found free may be taken before the agent binds it (other
+	// tests, Docker publishing ports): try again on new ones.
+	var err error
+	for range 3 {
+		a.ports = consulPorts{
+			http: FreePort(t), dns: FreePort(t), serfLAN: FreePort(t), serfWAN: FreePort(t),
+			server: FreePort(t), grpc: FreePort(t), grpcTLS: FreePort(t),
+		}
+		if err = a.start(); err == nil {
+			return a
+		}
+		t.Logf("consul agent did not start, trying other ports: %v", err)
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // Addr is the agent's HTTP address, host:port.
@@ -88,10 +99,16 @@ func (a *ConsulAgent) Addr() string { return "127.0.0.1:" + strconv.Itoa(a.ports
 // keeps everything in memory, so its index starts over).
 func (a *ConsulAgent) Start() {
 	a.t.Helper()
+	if err := a.start(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *ConsulAgent) start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cmd != nil {
-		a.t.Fatal("consul agent already running")
+		return errors.New("consul agent already running")
 	}
 	p := a.ports
 	cmd := exec.Command(a.bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
@@ -104,22 +121,26 @@ func (a *ConsulAgent) Start() {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start consul: %v", err)
+		return fmt.Errorf("start consul: %w", err)
 	}
-	a.cmd, a.out = cmd, out
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	a.waitLeader(exited)
+	if err := a.waitLeader(exited, out); err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		return err
+	}
+	a.cmd, a.out = cmd, out
+	return nil
 }
 
-func (a *ConsulAgent) waitLeader(exited <-chan struct{}) {
-	a.t.Helper()
+func (a *ConsulAgent) waitLeader(exited <-chan struct{}, out *syncBuffer) error {
 	deadline := time.Now().Add(60 * time.Second)
 	url := "http://" + a.Addr() + "/v1/status/leader"
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			a.t.Fatalf("consul agent exited during start:\n%s", a.out.String())
+			return fmt.Errorf("consul agent exited during start:\n%s", out.String())
 		default:
 		}
 		resp, err := http.Get(url)
@@ -129,12 +150,12 @@ func (a *ConsulAgent) waitLeader(exited <-chan struct{}) {
 			resp.Body.Close()
 			// The answer is a JSON string: "" until a leader is elected.
 			if resp.StatusCode == http.StatusOK && len(bytes.Trim(bytes.TrimSpace(b.Bytes()), `"`)) > 0 {
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	a.t.Fatalf("consul agent at %s has no leader after 60s:\n%s", a.Addr(), a.out.String())
+	return fmt.Errorf("consul agent at %s has no leader after 60s:\n%s", a.Addr(), out.String())
 }
 
 // Stop kills the agent (the whole process group) and waits for its HTTP
