@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,15 +160,29 @@ func (s *Server) start(ctx context.Context, bin, data string, cred *syscall.Cred
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Pdeathsig: a test binary that dies takes its cluster with it.
+	// Pdeathsig: a test binary that dies takes its cluster with it. The
+	// signal fires when the forking OS thread ends, and Go ends threads a
+	// locked goroutine leaves (namespace code does that), so the fork and
+	// the wait run on one locked thread that lives as long as postgres.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(s.done)
+			return
+		}
+		started <- nil
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	err = <-started
+	logf.Close()
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	logf.Close()
 	s.cmd = cmd
-	go func() { s.err = cmd.Wait(); close(s.done) }()
 
 	db, err := sql.Open("pgx", s.DSN("postgres"))
 	if err != nil {
