@@ -1,7 +1,7 @@
 # Bay: build, run, test, bench. See README.md.
 BIN      := $(CURDIR)/bin
 # A release tag (v1.2.3) gives 1.2.3; otherwise 0.1.0-dev+<commit>.
-VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || echo "0.1.0-dev+$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+VERSION  ?= $(shell sh scripts/version.sh)
 LDFLAGS  := $(if $(VERSION),-X github.com/bay-sandbox/bay/internal/version.Version=$(VERSION))
 GO       ?= go
 

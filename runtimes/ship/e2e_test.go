@@ -23,7 +23,7 @@ import (
 )
 
 // semver is what a build's version must look like, stamped or not.
-var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
 
 // shipProc is a real ship binary serving a temporary workspace.
 type shipProc struct {
