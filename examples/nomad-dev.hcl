@@ -9,6 +9,7 @@
 #    enabled and the CNI plugins, e.g. with this agent file:
 #
 #      # nomad-agent.hcl
+#      disable_update_check = true   # no lookup of the checkpoint service
 #      client {
 #        cni_path = "/usr/lib/cni"   # Debian/Ubuntu: containernetworking-plugins
 #      }
