@@ -105,6 +105,10 @@ type Cargo struct {
 	ID      string
 	Backend string
 	Locator string
+	// SizeLimitMB is the cargo's quota (0: none), enforced where the
+	// allocator can (the local allocator hands it to Ship, which refuses
+	// API writes past it).
+	SizeLimitMB int
 }
 
 // Endpoint is where one container of a session is served.

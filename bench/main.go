@@ -40,6 +40,7 @@ func main() {
 		{"gull", benchGull},
 		{"stream", benchStream},
 		{"limits", benchLimits},
+		{"sandbox", benchSandbox},
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,23 +41,14 @@ profile "browser-python" {
 }
 `
 
-func testPage(t *testing.T) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, `<!doctype html><html><head><title>Bay Test Page</title></head>
-<body><h1 id="h">Hello from Bay</h1><input id="name" placeholder="name"><button onclick="document.getElementById('h').textContent='clicked '+document.getElementById('name').value">Go</button></body></html>`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func TestBrowserPythonEndToEnd(t *testing.T) {
 	g := startGateway(t, profilesHCL)
-	page := testPage(t)
 
 	sb := g.must(201, "POST", "/v1/sandboxes", map[string]any{"profile": "browser-python"})
 	id := sb["id"].(string)
+	// The page is served from inside the session (the sandbox reaches
+	// nothing on the host): Gull opens it on 127.0.0.1, as on Nomad.
+	page := servePage(t, g, id, testPageHTML)
 	if !strings.HasPrefix(id, "sandbox-") || !strings.HasPrefix(sb["cargo_id"].(string), "ws-") {
 		t.Fatalf("ids: %v", sb)
 	}
@@ -84,7 +73,7 @@ func TestBrowserPythonEndToEnd(t *testing.T) {
 	}
 
 	// Gull opens a page, takes a screenshot into the shared workspace.
-	br := g.must(200, "POST", "/v1/sandboxes/"+id+"/browser/exec", map[string]any{"cmd": "open " + page.URL, "timeout": 60})
+	br := g.must(200, "POST", "/v1/sandboxes/"+id+"/browser/exec", map[string]any{"cmd": "open " + page, "timeout": 60})
 	if br["success"] != true {
 		t.Fatalf("browser open: %v", br)
 	}
@@ -151,7 +140,7 @@ func TestBrowserPythonEndToEnd(t *testing.T) {
 		t.Fatalf("python while degraded: %v", py2)
 	}
 	g.waitStatus(id, "ready", 30*time.Second)
-	br2 := g.must(200, "POST", "/v1/sandboxes/"+id+"/browser/exec", map[string]any{"cmd": "open " + page.URL, "timeout": 60})
+	br2 := g.must(200, "POST", "/v1/sandboxes/"+id+"/browser/exec", map[string]any{"cmd": "open " + page, "timeout": 60})
 	if br2["success"] != true {
 		t.Fatalf("browser after heal: %v", br2)
 	}

@@ -119,6 +119,8 @@ func runtimeError(we *wire.Error) *apierr.Error {
 		return apierr.New(http.StatusNotFound, apierr.CodeFileNotFound, "%s", we.Message).With(we.Details)
 	case we.Status == http.StatusConflict:
 		return apierr.New(http.StatusConflict, apierr.CodeConflict, "%s", we.Message).With(we.Details)
+	case we.Status == http.StatusInsufficientStorage && we.Code == wire.CodeCargoFull:
+		return apierr.New(http.StatusInsufficientStorage, wire.CodeCargoFull, "%s", we.Message).With(we.Details)
 	case we.Status == http.StatusGatewayTimeout || we.Code == wire.CodeTimeout:
 		return apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "%s", we.Message)
 	case we.Status == http.StatusRequestEntityTooLarge:

@@ -14,6 +14,11 @@ import (
 // Hostname is every container's host name.
 const Hostname = "sandbox"
 
+// OOMControl is where a container sees its memory cgroup's
+// memory.oom_control (read-only) when limits use cgroups; BAY_OOM_CONTROL
+// names it.
+const OOMControl = "/run/bay-limits/memory.oom_control"
+
 // Limits are one container's resources. Zero means unlimited, except Pids
 // (zero = DefaultPids).
 type Limits struct {
@@ -66,9 +71,11 @@ func (c *Container) OOMKilled() int {
 //
 //	cg FILE        join a cgroup (echo $$ > FILE)
 //	ulimit ARGS    apply an rlimit
-//	bind SRC DST   bind-mount SRC at DST (root only; the process is in a
-//	               mount namespace of its own, see stage)
+//	bind SRC DST   bind-mount SRC at DST, a directory made by mkdirs or,
+//	               for a file SRC, a new empty file (root only; the process
+//	               is in a mount namespace of its own, see stageDir)
 //	tmpfs DIR      mount an empty tmpfs at DIR (root only)
+//	mkdirs "D..."  make the space-separated directories (one exec)
 //
 // It ignores SIGTERM before exec; the disposition is inherited, so bwrap
 // and the namespace's init wait for the runtime's own graceful exit
@@ -79,8 +86,9 @@ while [ "$1" != -- ]; do
   case "$1" in
     cg) echo $$ > "$2"; shift 2 ;;
     ulimit) ulimit $2; shift 2 ;;
-    bind) mkdir -p "$3"; mount --bind "$2" "$3"; shift 3 ;;
+    bind) [ -d "$2" ] || : > "$3"; mount --bind "$2" "$3"; shift 3 ;;
     tmpfs) mount -t tmpfs -o mode=0755,size=1m bay-stage "$2"; shift 2 ;;
+    mkdirs) mkdir -p $2; shift 2 ;;
     *) echo "bay-sandbox: unknown word $1" >&2; exit 125 ;;
   esac
 done
@@ -100,7 +108,8 @@ const stageDir = "/run"
 // stager maps bind sources to the paths bwrap reads them from.
 type stager struct {
 	root  bool
-	words []string
+	dirs  []string
+	binds []string
 	n     int
 }
 
@@ -110,8 +119,21 @@ func (st *stager) path(src string) string {
 	}
 	st.n++
 	dst := stageDir + "/bay-stage/" + strconv.Itoa(st.n)
-	st.words = append(st.words, "bind", src, dst)
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		st.dirs = append(st.dirs, dst)
+	} else if len(st.dirs) == 0 || st.dirs[0] != stageDir+"/bay-stage" {
+		st.dirs = append([]string{stageDir + "/bay-stage"}, st.dirs...)
+	}
+	st.binds = append(st.binds, "bind", src, dst)
 	return dst
+}
+
+// words are the wrapper's staging words.
+func (st *stager) words() []string {
+	if !st.root || st.n == 0 {
+		return nil
+	}
+	return append([]string{"tmpfs", stageDir, "mkdirs", strings.Join(st.dirs, " ")}, st.binds...)
 }
 
 // Container prepares one container in the session.
@@ -138,11 +160,13 @@ func (s *Session) Container(spec ContainerSpec) (*Container, error) {
 		pre = append(pre, rlimitWords(spec.Limits)...)
 	}
 	st := &stager{root: l.root}
-	if l.root {
-		st.words = []string{"tmpfs", stageDir}
-	}
 	bargs := s.bwrapArgs(spec, st)
-	pre = append(pre, st.words...)
+	if c.cg != nil {
+		// The runtime reads its own out-of-memory count to say why a
+		// process died (Ship: "out of memory" rather than "exited").
+		bargs = append(bargs, "--ro-bind", st.path(filepath.Join(c.cg.mem, "memory.oom_control")), OOMControl)
+	}
+	pre = append(pre, st.words()...)
 	chain := []string{}
 	if l.root {
 		chain = append(chain, l.cfg.Setpriv)
@@ -152,7 +176,7 @@ func (s *Session) Container(spec ContainerSpec) (*Container, error) {
 	}
 	chain = append(chain, "--user", "--net", "--preserve-credentials", "-t", strconv.Itoa(s.pid), "--", l.cfg.Bwrap)
 	chain = append(chain, bargs...)
-	chain = append(chain, "--", spec.Path)
+	chain = append(chain, "--", programPath(spec.Path))
 	chain = append(chain, spec.Args...)
 
 	argv := append([]string{"-c", wrapper, "bay-sandbox"}, pre...)
@@ -160,6 +184,9 @@ func (s *Session) Container(spec ContainerSpec) (*Container, error) {
 	argv = append(argv, chain...)
 	cmd := exec.Command("/bin/sh", argv...)
 	cmd.Env = sandboxEnv(spec.Env)
+	if c.cg != nil {
+		cmd.Env = append(cmd.Env, "BAY_OOM_CONTROL="+OOMControl)
+	}
 	cmd.Dir = "/"
 	if l.root {
 		// A private mount namespace for the staging mounts; Go makes it
@@ -195,8 +222,13 @@ func (s *Session) bwrapArgs(spec ContainerSpec, st *stager) []string {
 		"--perms", "1777", "--tmpfs", "/tmp",
 		"--perms", "0755", "--tmpfs", "/run",
 	)
-	for _, p := range readOnlyDirs(append([]string{spec.Path}, s.l.cfg.ReadOnly...)) {
+	for _, p := range readOnlyDirs(s.l.cfg.ReadOnly) {
 		a = append(a, "--ro-bind", st.path(p), p)
+	}
+	if !underAny(spec.Path, "/usr", "/bin", "/sbin") {
+		// The program alone, at a path of its own: its directory's
+		// permissions (a private temp dir) and neighbours do not matter.
+		a = append(a, "--ro-bind", st.path(spec.Path), programPath(spec.Path))
 	}
 	a = append(a,
 		"--bind", st.path(spec.Workspace), Workspace,
@@ -217,10 +249,20 @@ func (s *Session) bwrapArgs(spec ContainerSpec, st *stager) []string {
 	return a
 }
 
+// programPath is where a container's program is seen: system programs
+// where they are, others under /run/bay-bin.
+func programPath(p string) string {
+	if underAny(p, "/usr", "/bin", "/sbin") {
+		return p
+	}
+	return "/run/bay-bin/" + filepath.Base(p)
+}
+
 // readOnlyDirs turns program paths into the directories to show: the
 // directory of a file (a node_modules package whole, since its binary
 // resolves files next to it), skipping what system binds already show and
 // anything under /workspace or /run, which the sandbox's own mounts hide.
+// Only the directory is shown, never a parent.
 func readOnlyDirs(paths []string) []string {
 	var out []string
 	for _, p := range paths {
@@ -246,7 +288,9 @@ func readOnlyDirs(paths []string) []string {
 			}
 			d = d[:i] + "/node_modules/" + pkg
 		}
-		if underAny(d, "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", Workspace, "/run", "/proc", "/dev", "/tmp") || d == "/" {
+		// Already shown, or a sandbox mount of its own: skip. A directory
+		// under /tmp is fine (bound after the private /tmp), /tmp itself not.
+		if underAny(d, "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", Workspace, "/run", "/proc", "/dev") || d == "/" || d == "/tmp" {
 			continue
 		}
 		if !slices.Contains(out, d) {

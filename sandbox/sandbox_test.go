@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func startSession(t *testing.T, l *Launcher, network string) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
+	var log syncBuffer
 	s, err := l.StartSession(context.Background(), SessionSpec{ID: filepath.Base(dir), Dir: dir, Network: network, Log: &log})
 	if err != nil {
 		t.Fatalf("start session: %v\n%s", err, log.String())
@@ -182,4 +183,23 @@ print("started=%d" % n)
 	if !strings.Contains(out, "started=") || strings.Contains(out, "started=200") {
 		t.Fatalf("200 processes started under a 50-process limit: %s", out)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the several copiers (holder,
+// slirp4netns) writing a session log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +44,10 @@ type Session struct {
 	pid    int // the holder's process inside its namespaces
 	slirp  *exec.Cmd
 	exitW  *os.File // slirp4netns exits when this closes
-	egress bool
+	life   *os.File // the holder exits when this closes
+
+	slirpDone chan struct{} // closed once slirp4netns is up or failed
+	egress    bool
 
 	closeOnce sync.Once
 	waited    chan struct{}
@@ -80,11 +82,17 @@ func (l *Launcher) StartSession(ctx context.Context, spec SessionSpec) (*Session
 		return nil, err
 	}
 	if spec.Network == NetworkEgress && l.Egress() {
-		if err := s.startSlirp(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
+		// Egress comes up while the containers start (nothing waits for
+		// it: runtimes listen on loopback); a failure is logged, and the
+		// session runs without outbound network.
 		s.egress = true
+		s.slirpDone = make(chan struct{})
+		go func() {
+			defer close(s.slirpDone)
+			if err := s.startSlirp(context.WithoutCancel(ctx)); err != nil && s.spec.Log != nil {
+				fmt.Fprintf(s.spec.Log, "bay-sandbox: no outbound network: %v\n", err)
+			}
+		}()
 	}
 	return s, nil
 }
@@ -102,43 +110,54 @@ func (s *Session) SocketPath(name string) string {
 func InnerSocketPath(name string) string { return RunDir + "/" + name + ".sock" }
 
 func (s *Session) startHolder(ctx context.Context) error {
-	r, w, err := os.Pipe()
+	args := []string{"--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0", "--die-with-parent"}
+	args = append(args, systemBinds()...)
+	// The holder prints its pid once bwrap has set everything up (its
+	// loopback included: slirp4netns must not race bwrap configuring it)
+	// and lives as long as its stdin pipe is open: Close closes it, and so
+	// does the kernel when the gateway dies however it dies. (A
+	// parent-death signal would follow the OS thread that started the
+	// holder, not the gateway.)
+	args = append(args, "--proc", "/proc", "--dev", "/dev", "--", "/bin/sh", "-c", "echo $$; read -r _ || true")
+	lifeR, lifeW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("holder: %w", err)
 	}
-	defer r.Close()
-	args := []string{
-		"--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0",
-		"--die-with-parent", "--info-fd", "3",
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		lifeR.Close()
+		lifeW.Close()
+		return fmt.Errorf("holder: %w", err)
 	}
-	args = append(args, systemBinds()...)
-	args = append(args, "--proc", "/proc", "--dev", "/dev", "--", "sleep", "infinity")
+	defer outR.Close()
 	cmd := s.l.asHostUser(s.l.cfg.Bwrap, args...)
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.Stdout, cmd.Stderr = s.spec.Log, s.spec.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stdin = lifeR
+	cmd.Stdout = outW
+	cmd.Stderr = s.spec.Log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		w.Close()
+		lifeR.Close()
+		lifeW.Close()
+		outW.Close()
 		return fmt.Errorf("start holder: %w", err)
 	}
-	w.Close()
+	lifeR.Close()
+	outW.Close()
+	s.life = lifeW
 	s.holder = cmd
 	go func() { _ = cmd.Wait(); close(s.waited) }()
-	type info struct {
-		ChildPID int `json:"child-pid"`
-	}
-	done := make(chan info, 1)
+	done := make(chan int, 1)
 	go func() {
-		var in info
-		_ = json.NewDecoder(r).Decode(&in)
-		done <- in
+		line, _ := bufio.NewReader(outR).ReadString('\n')
+		pid, _ := strconv.Atoi(strings.TrimSpace(line))
+		done <- pid
 	}()
 	select {
-	case in := <-done:
-		if in.ChildPID <= 0 {
-			return errors.New("holder exited before creating its namespaces")
+	case pid := <-done:
+		if pid <= 0 {
+			return errors.New("holder exited before creating its namespaces (see the session log)")
 		}
-		s.pid = in.ChildPID
+		s.pid = pid
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("start holder: %w", ctx.Err())
@@ -170,7 +189,7 @@ func (s *Session) startSlirp(ctx context.Context) error {
 		"--userns-path="+ns+"user", "--netns-type=path", ns+"net", "tap0")
 	cmd.ExtraFiles = []*os.File{readyW, exitR}
 	cmd.Stdout, cmd.Stderr = s.spec.Log, s.spec.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // --exit-fd ends it
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
 		exitR.Close()
@@ -213,8 +232,14 @@ func (s *Session) Alive() bool {
 // removes the session directory. Containers must be stopped first.
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
+		if s.slirpDone != nil {
+			<-s.slirpDone
+		}
 		if s.exitW != nil {
 			s.exitW.Close()
+		}
+		if s.life != nil {
+			s.life.Close()
 		}
 		if s.slirp != nil && s.slirp.Process != nil {
 			_ = s.slirp.Process.Kill()

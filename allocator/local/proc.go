@@ -204,6 +204,10 @@ func (a *Allocator) spawn(s *session, c *container, port int, truncate bool) (*p
 		p.startTicks = st.startTicks
 	}
 	a.track(s, p, c.spec.Name)
+	if box != nil && a.box.Cgroups() {
+		a.wg.Add(1)
+		go a.watchOOM(s, c, p)
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -490,6 +494,9 @@ func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Cont
 	e.unset(allocator.SecretEnv)
 	if req.Secret != "" {
 		e.set(allocator.SecretEnv, req.Secret)
+	}
+	if req.Cargo.SizeLimitMB > 0 {
+		e.set("BAY_CARGO_SIZE_LIMIT_MB", strconv.Itoa(req.Cargo.SizeLimitMB))
 	}
 	e.unset("PORT")
 	return e.list()

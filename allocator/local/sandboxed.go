@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/wire"
@@ -143,4 +144,38 @@ func (a *Allocator) sandboxCommand(s *session, c *container, env []string) (*san
 	sock := s.box.SocketPath(c.spec.Name)
 	_ = os.Remove(sock) // a previous run's; health must not see it
 	return sc, wire.UnixURL(sock), nil
+}
+
+// oomPoll is how often a sandboxed container's out-of-memory count is read.
+const oomPoll = 200 * time.Millisecond
+
+// watchOOM restarts a container whose processes the kernel killed at its
+// memory limit, as a Nomad task that ran out of memory is restarted: the
+// runtime first gets a moment to answer the call that failed (Ship reports
+// it as out of memory), then SIGTERM; the supervisor sees the exit (reason
+// "out of memory"), degrades the session and restarts the container.
+func (a *Allocator) watchOOM(s *session, c *container, p *proc) {
+	defer a.wg.Done()
+	t := time.NewTicker(oomPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.exited:
+			return
+		case <-t.C:
+		}
+		n := p.box.OOMKilled()
+		if n <= 0 {
+			continue
+		}
+		a.log.Warn("container ran out of memory; restarting it", "session", s.req.SessionID, "container", c.spec.Name,
+			"memory_mb", c.spec.Resources.MemoryMB, "oom_kills", n)
+		select {
+		case <-p.exited:
+			return
+		case <-time.After(time.Second):
+		}
+		a.terminate(context.Background(), p, a.cfg.DestroyGrace)
+		return
+	}
 }

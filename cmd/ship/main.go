@@ -6,7 +6,9 @@
 //
 // Every flag but --mount-workspace falls back to an environment variable:
 // PORT, BAY_SHIP_HOST, BAY_WORKSPACE_PATH, BAY_PYTHON, BAY_RUN_AS,
-// BAY_SHUTDOWN_GRACE, BAY_LOG_LEVEL. --mount-workspace needs a mount
+// BAY_SHUTDOWN_GRACE, BAY_LOG_LEVEL; BAY_CARGO_SIZE_LIMIT_MB (the cargo's
+// quota for API writes) and BAY_OOM_CONTROL (a cgroup's memory.oom_control,
+// to report out-of-memory kills) have no flag. --mount-workspace needs a mount
 // namespace of ship's own (the local allocator starts it with CLONE_NEWNS):
 // the --workspace directory is bind-mounted there and served from there.
 package main
@@ -73,6 +75,8 @@ func run(args []string) int {
 		Python:        *python,
 		RunAs:         *runAs,
 		ShutdownGrace: *grace,
+		SizeLimitMB:   envInt("BAY_CARGO_SIZE_LIMIT_MB", 0),
+		OOMControl:    os.Getenv("BAY_OOM_CONTROL"),
 	}, log)
 	if err != nil {
 		log.Error("start ship", "error", err)

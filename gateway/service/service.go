@@ -573,7 +573,7 @@ func (m *Manager) startSession(ctx context.Context, sb store.Sandbox, sessionID 
 		SessionID: sessionID,
 		Owner:     sb.Owner,
 		Profile:   p,
-		Cargo:     allocator.Cargo{ID: cargo.ID, Backend: cargo.Backend, Locator: cargo.Locator},
+		Cargo:     allocator.Cargo{ID: cargo.ID, Backend: cargo.Backend, Locator: cargo.Locator, SizeLimitMB: cargo.SizeLimitMB},
 		Progress:  progress,
 		Secret:    m.RuntimeSecret(sessionID),
 	})

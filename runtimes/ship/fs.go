@@ -180,6 +180,15 @@ func (s *Server) writeFile(c *fiber.Ctx) error {
 	if t.real == "." {
 		return notAFile(t.rel)
 	}
+	if s.quota.enabled() {
+		var old int64
+		if fi, err := s.ws.root.Stat(t.real); err == nil && fi.Mode().IsRegular() && flag&os.O_TRUNC != 0 {
+			old = fi.Size()
+		}
+		if err := s.quota.check(t.rel, old, int64(len(req.Content))); err != nil {
+			return err
+		}
+	}
 	if err := s.mkdirParents(t); err != nil {
 		return err
 	}
@@ -288,6 +297,9 @@ func (s *Server) editFile(c *fiber.Ctx) error {
 		n = 1
 	}
 	updated := strings.Replace(content, req.OldString, req.NewString, n)
+	if err := s.quota.check(t.rel, fi.Size(), int64(len(updated))); err != nil {
+		return err
+	}
 	if _, err := s.writeAtomic(t, fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := io.WriteString(w, updated)
 		return err
@@ -454,7 +466,27 @@ func (s *Server) upload(c *fiber.Ctx) error {
 				}
 				dir = filepath.Dir(dest.real)
 			}
-			tmp, size, err = s.receive(dir, part)
+			var src io.Reader = part
+			var lr *limitedReader
+			if s.quota.enabled() {
+				var old int64
+				if dest != nil {
+					if fi, err := s.ws.root.Stat(dest.real); err == nil && fi.Mode().IsRegular() {
+						old = fi.Size()
+					}
+				}
+				lr = &limitedReader{r: part, n: s.quota.room(old)}
+				src = lr
+			}
+			tmp, size, err = s.receive(dir, src)
+			if lr != nil && lr.exceeded {
+				cleanup()
+				name := "upload"
+				if dest != nil {
+					name = dest.rel
+				}
+				return s.quota.full(name, size+1, lr.n+size)
+			}
 			if err != nil {
 				cleanup()
 				return err

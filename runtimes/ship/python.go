@@ -38,6 +38,7 @@ type kernelConfig struct {
 	startTimeout   time.Duration
 	outputLimit    int
 	log            hclog.Logger
+	oom            oomCounter // "" when unknown
 }
 
 // kernel is Ship's one persistent interpreter. Calls are serialised by sem;
@@ -328,6 +329,7 @@ func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Durat
 	}
 	timeout = run
 
+	oomBefore := k.cfg.oom.count()
 	p.nextID++
 	id := p.nextID
 	marker := newMarker()
@@ -363,7 +365,11 @@ func (k *kernel) ExecStream(ctx context.Context, code string, timeout time.Durat
 	}
 	if got == awaitGone {
 		k.discard(p)
-		return failed(p.count, "the interpreter exited unexpectedly (state lost); it will be restarted on the next call", p.out.finish(100*time.Millisecond)), nil
+		msg := "the interpreter exited unexpectedly (state lost); it will be restarted on the next call"
+		if k.cfg.oom.count() > oomBefore {
+			msg = "out of memory: the interpreter was killed at the container's memory limit (state lost); it will be restarted on the next call"
+		}
+		return failed(p.count, msg, p.out.finish(100*time.Millisecond)), nil
 	}
 	text := p.out.finish(2 * time.Second)
 	k.mu.Lock()

@@ -67,6 +67,13 @@ type Config struct {
 	// Secret is the session's secret (wire.RequireSecret): every route but
 	// /health needs it. Empty serves every caller.
 	Secret string
+	// SizeLimitMB is the cargo's quota for writes through the API (0: none).
+	SizeLimitMB int
+	// OOMControl is a cgroup v1 memory.oom_control file counting the
+	// container's out-of-memory kills (the sandboxed local allocator shows
+	// it); with it an interpreter killed at the memory limit is reported
+	// as out of memory.
+	OOMControl string
 }
 
 func (c *Config) setDefaults() {
@@ -118,6 +125,7 @@ type Server struct {
 	owner *credential // nil: children run as Ship itself
 	env   []string    // environment of every child
 	shell string
+	quota quota // the cargo's size limit for API writes
 
 	py    *kernel
 	procs *procTable
@@ -169,6 +177,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 	}
 	s.env = childEnv(wire.StripSecret(os.Environ()), s.owner)
 	s.work, s.cancelWork = context.WithCancel(context.Background())
+	s.quota = quota{limit: int64(cfg.SizeLimitMB) << 20, root: ws.real}
 	s.py = newKernel(kernelConfig{
 		python:         cfg.Python,
 		dir:            ws.real,
@@ -178,6 +187,7 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 		startTimeout:   cfg.PythonStartTimeout,
 		outputLimit:    cfg.OutputLimit,
 		log:            log.Named("python"),
+		oom:            oomCounter(cfg.OOMControl),
 	})
 	s.procs = newProcTable(cfg.OutputLimit, log.Named("shell"))
 	s.app = s.newApp()

@@ -57,6 +57,9 @@ const (
 	CodeTimeout      = "timeout"
 	CodeInternal     = "internal_error"
 	CodeUnavailable  = "unavailable"
+	// CodeCargoFull (507) is a write refused because the cargo would grow
+	// past its size_limit_mb.
+	CodeCargoFull = "cargo_full"
 )
 
 // Health is the body of GET /health on every runtime. Gull adds browser fields.

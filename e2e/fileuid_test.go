@@ -1,0 +1,13 @@
+package e2e
+
+import (
+	"os"
+	"syscall"
+)
+
+func fileUID(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
