@@ -169,9 +169,20 @@ local {
   # needs up to 10 s to close its browser and save state (cookies, storage).
   grace_period = "12s"
 
-  # As root on Linux, give each container a private mount namespace with its
-  # cargo bound at /workspace (as on Nomad), so absolute /workspace paths in
-  # agents' code work. Off (or without root): the cargo's host path.
+  # "sandbox" (the default): every session in a bubblewrap sandbox of its
+  # own (uid 1000 shipyard, cargo at /workspace, own namespaces, one network
+  # namespace per session, profile limits enforced). Needs bwrap (and
+  # slirp4netns for outbound network); without it the gateway refuses to
+  # start unless this says "none": plain child processes on loopback ports.
+  isolation = "sandbox"  # BAY_LOCAL_ISOLATION
+
+  # The host uid (and gid) sandboxes run as when the gateway runs as root
+  # (cargo files end up owned by it). 0: 64000.
+  sandbox_uid = 0
+
+  # Only with isolation = "none": as root on Linux, give each container a
+  # private mount namespace with its cargo bound at /workspace (as on
+  # Nomad). Off (or without root): the cargo's host path.
   mount_workspace = true
 }
 
@@ -257,6 +268,7 @@ profile "browser-python" {
   env             = { FOO = "bar-${SANDBOX_ID}" } # every container; container env wins
   warm_pool_size  = 0                             # sandboxes kept started ahead of demand
   warm_rotate_ttl = "30m"                         # replace warm sandboxes older than this; 0 = never
+  # network = "none"                              # local sandbox: loopback only, no outbound network
 
   # In-place restarts of a dead container before the session is given up.
   restart {

@@ -475,3 +475,24 @@ func TestSet(t *testing.T) {
 		t.Error("NewSet accepted a profile without containers")
 	}
 }
+
+func TestNetworkOption(t *testing.T) {
+	ps := mustParse(t, "bay.hcl", `
+profile "offline" {
+  network = "none"
+  container "ship" {
+    runtime_type = "ship"
+  }
+}`)
+	if ps[0].Network != NetworkNone {
+		t.Fatalf("network = %q", ps[0].Network)
+	}
+	if err := ps[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := ps[0]
+	bad.Network = "bridge"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `network: must be "none"`) {
+		t.Fatalf("network = bridge: %v", err)
+	}
+}
