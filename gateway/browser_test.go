@@ -56,6 +56,18 @@ func TestBrowserHistoryAndTraces(t *testing.T) {
 	if !strings.HasPrefix(str(es[1]["payload_ref"]), "blob:blob-") {
 		t.Fatalf("learn entry has no payload_ref: %v", es[1])
 	}
+	// The learning fields, as Shipyard Neo's entries carry them.
+	if es[1]["learn_enabled"] != true || es[1]["learn_status"] != "pending" || es[1]["learn_error"] != nil || es[1]["learn_processed_at"] != nil {
+		t.Fatalf("learn entry's learning fields: %v", es[1])
+	}
+	for _, e := range []map[string]any{es[0], es[2]} {
+		if v, ok := e["learn_enabled"]; !ok || v != false || e["learn_status"] != nil {
+			t.Fatalf("entry without learn: %v", e)
+		}
+	}
+	if last := h.must(200, "GET", sbPath(id, "/history/"+str(es[1]["id"])), nil); last["learn_status"] != "pending" {
+		t.Fatalf("one entry: %v", last)
+	}
 	if es[0]["code"] != "get title\nget url" {
 		t.Fatalf("batch entry code %q", es[0]["code"])
 	}

@@ -96,6 +96,9 @@ type execMeta struct {
 	IncludeCode bool    `json:"include_code"`
 	Description *string `json:"description"`
 	Tags        *string `json:"tags"`
+	// learn is the browser calls' learn flag, recorded with the entry (not
+	// part of the python/shell bodies).
+	learn bool
 }
 
 // record stores one history entry and returns its id. History is best effort
@@ -106,6 +109,10 @@ func (s *Server) record(ctx context.Context, t target, execType, code string, su
 		ID: id, SandboxID: t.sb.ID, Owner: t.sb.Owner, SessionID: t.sessionID, ExecType: execType,
 		Code: code, Success: success, ExecutionTimeMS: elapsed.Milliseconds(), Output: output, Error: errText,
 		PayloadRef: payloadRef, Description: meta.Description, Tags: normalizeTags(meta.Tags), CreatedAt: s.svc.Now(),
+		LearnEnabled: meta.learn,
+	}
+	if meta.learn {
+		e.LearnStatus = strPtr(store.LearnPending)
 	}
 	if err := s.store.CreateExecution(ctx, e); err != nil {
 		s.log.Warn("record history", "sandbox_id", t.sb.ID, "error", err)
@@ -309,6 +316,7 @@ func (s *Server) browserExec(c *fiber.Ctx) error {
 	}
 	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, req.browserMeta, "browser_exec_trace",
 		[]traceStep{{Cmd: cmd, Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}}, nil)
+	req.execMeta.learn = req.Learn
 	id := s.record(c.UserContext(), t, "browser", cmd, success, elapsed, strPtr(res.Stdout), errText, payloadRef, req.execMeta)
 	return c.JSON(fiber.Map{
 		"success": success, "output": res.Stdout, "error": errText, "exit_code": res.ExitCode,
@@ -393,6 +401,7 @@ func (s *Server) runBatch(c *fiber.Ctx, cmds []string, timeout int, stop bool, m
 		extra[k] = v
 	}
 	payloadRef, traceRef := s.storeTrace(c.UserContext(), t, bm, "browser_batch_trace", steps, extra)
+	meta.learn = bm.Learn
 	id := s.record(c.UserContext(), t, "browser_batch", strings.Join(cmds, "\n"), res.Success, elapsed,
 		strPtr(out.String()), errText, payloadRef, meta)
 	if res.Results == nil {

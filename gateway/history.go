@@ -36,7 +36,12 @@ type historyEntry struct {
 	Description     *string `json:"description"`
 	Tags            *string `json:"tags"`
 	Notes           *string `json:"notes"`
-	CreatedAt       string  `json:"created_at"`
+	// The learning fields of Shipyard Neo's entries.
+	LearnEnabled     bool    `json:"learn_enabled"`
+	LearnStatus      *string `json:"learn_status"`
+	LearnError       *string `json:"learn_error"`
+	LearnProcessedAt *string `json:"learn_processed_at"`
+	CreatedAt        string  `json:"created_at"`
 }
 
 func historyView(e store.Execution) historyEntry {
@@ -44,6 +49,8 @@ func historyView(e store.Execution) historyEntry {
 		ID: e.ID, SessionID: optional(e.SessionID), ExecType: e.ExecType, Code: e.Code, Success: e.Success,
 		ExecutionTimeMS: e.ExecutionTimeMS, Output: e.Output, Error: e.Error, PayloadRef: e.PayloadRef,
 		Description: e.Description, Tags: e.Tags, Notes: e.Notes, CreatedAt: ts(e.CreatedAt),
+		LearnEnabled: e.LearnEnabled, LearnStatus: e.LearnStatus, LearnError: e.LearnError,
+		LearnProcessedAt: tsPtr(e.LearnProcessedAt),
 	}
 }
 

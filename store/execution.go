@@ -17,7 +17,18 @@ type Execution struct {
 	// Nil pointers are nulls; an empty string is stored as given.
 	Output, Error, PayloadRef, Description, Tags, Notes *string
 	CreatedAt                                           time.Time
+	// LearnEnabled is the learn flag of a browser exec or batch. As in
+	// Shipyard Neo, such an entry starts with LearnStatus "pending" (nil
+	// otherwise); LearnError and LearnProcessedAt are set by whatever
+	// processes it.
+	LearnEnabled     bool
+	LearnStatus      *string
+	LearnError       *string
+	LearnProcessedAt *time.Time
 }
+
+// LearnPending is the learn_status of an entry recorded with learn=true.
+const LearnPending = "pending"
 
 // ExecutionFilter selects history entries. Owner and SandboxID "" match
 // any; Tags match when the stored tags contain any of them, case-insensitive

@@ -191,4 +191,12 @@ ALTER TABLE sandboxes ADD COLUMN intent TEXT NOT NULL DEFAULT '';
 ALTER TABLE sandboxes ADD COLUMN intent_at BIGINT;
 CREATE INDEX sandboxes_intent ON sandboxes(intent_at) WHERE intent != '';
 `,
+	// 6: the learning fields of history entries (Shipyard Neo's
+	// learn_enabled, learn_status, learn_error, learn_processed_at).
+	`
+ALTER TABLE executions ADD COLUMN learn_enabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN learn_status TEXT;
+ALTER TABLE executions ADD COLUMN learn_error TEXT;
+ALTER TABLE executions ADD COLUMN learn_processed_at BIGINT;
+`,
 }

@@ -13,7 +13,8 @@ import (
 const defaultHistoryPage = 100
 
 const executionCols = `id, sandbox_id, owner, session_id, exec_type, code, success, execution_time_ms,
-	output, error, payload_ref, description, tags, notes, created_at`
+	output, error, payload_ref, description, tags, notes, created_at,
+	learn_enabled, learn_status, learn_error, learn_processed_at`
 
 func scanExecution(r scanner) (store.Execution, error) {
 	var (
@@ -21,15 +22,25 @@ func scanExecution(r scanner) (store.Execution, error) {
 		success                                  int
 		created                                  int64
 		output, errS, payload, desc, tags, notes sql.NullString
+		learn                                    int
+		learnStatus, learnErr                    sql.NullString
+		learnAt                                  sql.NullInt64
 	)
 	if err := r.Scan(&e.ID, &e.SandboxID, &e.Owner, &e.SessionID, &e.ExecType, &e.Code, &success,
-		&e.ExecutionTimeMS, &output, &errS, &payload, &desc, &tags, &notes, &created); err != nil {
+		&e.ExecutionTimeMS, &output, &errS, &payload, &desc, &tags, &notes, &created,
+		&learn, &learnStatus, &learnErr, &learnAt); err != nil {
 		return store.Execution{}, err
 	}
 	e.Success = success != 0
 	e.Output, e.Error, e.PayloadRef = fromNullStr(output), fromNullStr(errS), fromNullStr(payload)
 	e.Description, e.Tags, e.Notes = fromNullStr(desc), fromNullStr(tags), fromNullStr(notes)
 	e.CreatedAt = fromMS(created)
+	e.LearnEnabled = learn != 0
+	e.LearnStatus, e.LearnError = fromNullStr(learnStatus), fromNullStr(learnErr)
+	if learnAt.Valid {
+		t := fromMS(learnAt.Int64)
+		e.LearnProcessedAt = &t
+	}
 	return e, nil
 }
 
@@ -38,10 +49,11 @@ func (s *DB) CreateExecution(ctx context.Context, e store.Execution) error {
 	if e.ID == "" {
 		return errors.New("create execution: empty id")
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO executions (`+executionCols+`) VALUES (`+placeholders(15)+`)`,
+	_, err := s.w.ExecContext(ctx, `INSERT INTO executions (`+executionCols+`) VALUES (`+placeholders(19)+`)`,
 		e.ID, e.SandboxID, e.Owner, e.SessionID, e.ExecType, e.Code, boolInt(e.Success), e.ExecutionTimeMS,
 		nullStr(e.Output), nullStr(e.Error), nullStr(e.PayloadRef), nullStr(e.Description), nullStr(e.Tags),
-		nullStr(e.Notes), ms(e.CreatedAt))
+		nullStr(e.Notes), ms(e.CreatedAt), boolInt(e.LearnEnabled), nullStr(e.LearnStatus), nullStr(e.LearnError),
+		msPtr(e.LearnProcessedAt))
 	if err != nil {
 		return s.insertErr("execution", e.ID, err)
 	}
