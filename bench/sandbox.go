@@ -14,6 +14,7 @@ import (
 	"github.com/bay-sandbox/bay/allocator/local"
 	"github.com/bay-sandbox/bay/profiles"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 	"github.com/bay-sandbox/bay/sandbox"
 )
 
@@ -80,12 +81,13 @@ func benchSandbox(ctx context.Context, r *Reporter) error {
 		}
 		id := fmt.Sprintf("sess-bench%d", i)
 		t0 := time.Now()
-		sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: id, Profile: prof, Cargo: cargo})
+		secret := fmt.Sprintf("bench-secret-%d", i)
+		sess, err := a.Start(ctx, allocator.StartRequest{SandboxID: "sandbox-bench", SessionID: id, Profile: prof, Cargo: cargo, Secret: secret})
 		if err != nil {
 			return 0, 0, fmt.Errorf("start: %w", err)
 		}
 		up := time.Since(t0)
-		res, err := ship.NewClient(sess.Endpoints["ship"].URL, nil).PythonExec(ctx, ship.PythonExecRequest{Code: "6*7", Timeout: 30})
+		res, err := ship.NewClient(sess.Endpoints["ship"].URL, wire.WithSecret(nil, secret)).PythonExec(ctx, ship.PythonExecRequest{Code: "6*7", Timeout: 30})
 		d := time.Since(t0)
 		_ = a.Destroy(ctx, id)
 		_ = a.DeleteCargo(ctx, cargo)

@@ -234,7 +234,13 @@ func (s *Session) bwrapArgs(spec ContainerSpec, st *stager) []string {
 		"--bind", st.path(spec.Workspace), Workspace,
 		"--bind", st.path(filepath.Join(s.spec.Dir, "sockets")), RunDir,
 	)
+	shown := readOnlyDirs(s.l.cfg.ReadOnly)
 	for _, h := range s.l.cfg.Hide {
+		// Only what a read-only tree would show needs covering; anything
+		// else is not in the sandbox at all (not even as a mount point).
+		if !underAny(h, append([]string{"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"}, shown...)...) {
+			continue
+		}
 		fi, err := os.Stat(h)
 		switch {
 		case err != nil:
@@ -337,6 +343,6 @@ func rlimitWords(lim Limits) []string {
 	if pids <= 0 {
 		pids = DefaultPids
 	}
-	out = append(out, "ulimit", "-u "+strconv.Itoa(pids))
+	out = append(out, "ulimit", "-p "+strconv.Itoa(pids))
 	return out
 }

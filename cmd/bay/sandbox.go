@@ -14,14 +14,14 @@ import (
 // newSandbox makes the local allocator's sandbox launcher, or nil with
 // isolation = "none". A host that cannot run sandboxes refuses to start
 // the local allocator unless the operator opted out explicitly.
-func newSandbox(cfg *config.Config, dataDir string, configFiles []string, bins map[string]string, extra map[string][]string) (*sandbox.Launcher, error) {
+func newSandbox(cfg *config.Config, dataDir string, configFiles []string, extra map[string][]string) (*sandbox.Launcher, error) {
 	if cfg.Local.Isolation == config.IsolationNone {
 		return nil, nil
 	}
+	// The runtime binaries are bound alone (sandbox.ContainerSpec.Path),
+	// never their directory, which may hold anything (logs, the data dir);
+	// what the runtimes' env names (the agent-browser CLI) is shown.
 	var ro []string
-	for _, rt := range slices.Sorted(maps.Keys(bins)) {
-		ro = append(ro, bins[rt])
-	}
 	for _, rt := range slices.Sorted(maps.Keys(extra)) {
 		for _, kv := range extra[rt] {
 			if _, v, ok := strings.Cut(kv, "="); ok && filepath.IsAbs(v) {

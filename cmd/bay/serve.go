@@ -292,7 +292,7 @@ func newAllocator(cfg *config.Config, dataDir string, configFiles []string, log 
 				extra[rt] = append(extra[rt], k+"="+v)
 			}
 		}
-		box, err := newSandbox(cfg, dataDir, configFiles, bins, extra)
+		box, err := newSandbox(cfg, dataDir, configFiles, extra)
 		if err != nil {
 			return nil, err
 		}
