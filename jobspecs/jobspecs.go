@@ -431,7 +431,11 @@ func renderTask(in Input, opts Options, c *profiles.Container) *api.Task {
 	for k, v := range opts.RuntimeEnv[c.RuntimeType] {
 		env[k] = profiles.Expand(v, vars)
 	}
-	maps.Copy(env, in.Profile.ContainerEnv(c, vars))
+	penv := in.Profile.ContainerEnv(c, vars)
+	maps.Copy(env, penv)
+	if len(penv) > 0 {
+		env[profiles.ProfileEnvVar] = profiles.EnvKeys(penv)
+	}
 	env["BAY_SANDBOX_ID"] = in.SandboxID
 	env["BAY_SESSION_ID"] = in.SessionID
 	env["BAY_CONTAINER_NAME"] = c.Name

@@ -144,6 +144,21 @@ func Expand(s string, v Vars) string {
 	).Replace(s)
 }
 
+// ProfileEnvVar names the variable listing (comma-separated, sorted) the
+// keys of a container's profile env, so Ship can write them to the
+// workspace's .bay_env.sh for scripts to source.
+const ProfileEnvVar = "BAY_PROFILE_ENV"
+
+// EnvKeys is the value of ProfileEnvVar for env.
+func EnvKeys(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
+
 // ContainerEnv is the environment of container c in a session: profile env,
 // then container env, placeholders expanded. Identity variables (BAY_*) are
 // added by the allocator, not here.

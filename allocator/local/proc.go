@@ -485,6 +485,10 @@ func (a *Allocator) containerEnv(req allocator.StartRequest, spec *profiles.Cont
 	for _, k := range slices.Sorted(maps.Keys(penv)) {
 		e.set(k, penv[k])
 	}
+	e.unset(profiles.ProfileEnvVar)
+	if len(penv) > 0 {
+		e.set(profiles.ProfileEnvVar, profiles.EnvKeys(penv))
+	}
 	e.set("BAY_SANDBOX_ID", req.SandboxID)
 	e.set("BAY_SESSION_ID", req.SessionID)
 	e.set("BAY_CONTAINER_NAME", spec.Name)

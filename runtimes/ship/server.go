@@ -176,6 +176,11 @@ func NewServer(cfg Config, log hclog.Logger) (*Server, error) {
 		_ = os.Chown(s.stateDir, s.owner.uid, s.owner.gid)
 	}
 	s.env = childEnv(wire.StripSecret(os.Environ()), s.owner)
+	if err := s.writeEnvFile(); err != nil {
+		// Scripts sourcing it would miss the profile env; the runtime
+		// itself works, so say so and go on.
+		log.Warn("write profile env file", "error", err)
+	}
 	s.work, s.cancelWork = context.WithCancel(context.Background())
 	s.quota = quota{limit: int64(cfg.SizeLimitMB) << 20, root: ws.real}
 	s.py = newKernel(kernelConfig{
