@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -87,11 +88,16 @@ func benchNomadDocker(ctx context.Context, r *Reporter) error {
 		for range a.Events() {
 		}
 	}()
-	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "bench-docker"})
-	if err != nil {
-		return err
+	// One cargo per driver: a docker Ship hands its cargo to uid 1000.
+	cargos := map[string]allocator.Cargo{}
+	for _, d := range []string{jobspecs.DriverDocker, jobspecs.DriverRawExec} {
+		cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "bench-" + strings.ReplaceAll(d, "_", "-")})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = a.DeleteCargo(context.Background(), cargo) }()
+		cargos[d] = cargo
 	}
-	defer func() { _ = a.DeleteCargo(context.Background(), cargo) }()
 
 	variants := func(driver string) map[string]*profiles.Profile {
 		out := map[string]*profiles.Profile{}
@@ -112,7 +118,7 @@ func benchNomadDocker(ctx context.Context, r *Reporter) error {
 	}
 	n := min(r.N, 5)
 	seq := 0
-	measure := func(p *profiles.Profile) ([]time.Duration, error) {
+	measure := func(p *profiles.Profile, cargo allocator.Cargo) ([]time.Duration, error) {
 		var lat []time.Duration
 		for range n {
 			seq++
@@ -131,16 +137,16 @@ func benchNomadDocker(ctx context.Context, r *Reporter) error {
 	}
 	raw, docker := variants(jobspecs.DriverRawExec), variants(jobspecs.DriverDocker)
 	for _, id := range []string{profiles.PythonDefault, profiles.BrowserPython} {
-		base, err := measure(raw[id])
-		if err != nil {
-			return fmt.Errorf("raw_exec cold start %s: %w", id, err)
-		}
-		lat, err := measure(docker[id])
+		lat, err := measure(docker[id], cargos[jobspecs.DriverDocker])
 		if err != nil {
 			return fmt.Errorf("docker cold start %s: %w", id, err)
 		}
-		r.ReportLatency("nomad_raw_exec_cold_start_"+id, base)
 		r.ReportLatency("nomad_docker_cold_start_"+id, lat)
+		base, err := measure(raw[id], cargos[jobspecs.DriverRawExec])
+		if err != nil {
+			return fmt.Errorf("raw_exec cold start %s: %w", id, err)
+		}
+		r.ReportLatency("nomad_raw_exec_cold_start_"+id, base)
 		r.Ratio("nomad_docker_vs_raw_exec_cold_start_"+id+"_p50", Pct(lat, 50), Pct(base, 50))
 	}
 	return nil
