@@ -28,8 +28,13 @@ const (
 	streamPrefetch = 1
 	// drainLimit is how much of an unread body is drained after the
 	// handler to keep the connection; past it the connection is closed.
-	drainLimit = 1 << 20
-	drainWait  = 250 * time.Millisecond
+	// It must cover ordinary refused uploads: fasthttp writes the answer
+	// after the handler and closes without lingering, so closing on a
+	// client still sending makes the kernel reset the connection and the
+	// client loses the answer (a 400 becomes "connection reset"). Draining
+	// only discards (8 KiB at a time), so memory does not grow with it.
+	drainLimit = 64 << 20
+	drainWait  = time.Second
 )
 
 const bodyKey = "bay_body"
@@ -45,6 +50,11 @@ func (s *Server) connMiddleware(c *fiber.Ctx) error {
 	if stream := c.Context().RequestBodyStream(); stream != nil {
 		// Only what has already arrived is drained: a client still sending
 		// a body nobody wants is not waited for, its connection closes.
+		if cl := c.Request().Header.ContentLength(); cl > drainLimit {
+			// Too long to drain: close at once rather than read it.
+			c.Context().SetConnectionClose()
+			return err
+		}
 		var r io.Reader = stream
 		if conn := c.Context().Conn(); conn != nil {
 			_ = conn.SetReadDeadline(time.Now().Add(drainWait))
