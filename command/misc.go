@@ -83,23 +83,17 @@ func cargoList(ctx context.Context, m *Meta, args []string) int {
 	if err != nil {
 		return m.fail(err)
 	}
-	var all []client.Cargo
-	opts := &client.ListOptions{Limit: 200}
-	for {
-		page, err := c.ListCargos(ctx, *managed, opts)
+	all, err := listAll(func(o *client.ListOptions) ([]client.Cargo, *string, error) {
+		page, err := c.ListCargos(ctx, *managed, o)
 		if err != nil {
-			return m.fail(err)
+			return nil, nil, err
 		}
-		all = append(all, page.Items...)
-		if page.NextCursor == nil {
-			break
-		}
-		opts.Cursor = *page.NextCursor
+		return page.Items, page.NextCursor, nil
+	})
+	if err != nil {
+		return m.fail(err)
 	}
 	if m.json {
-		if all == nil {
-			all = []client.Cargo{}
-		}
 		return m.printJSON(all)
 	}
 	if len(all) == 0 {

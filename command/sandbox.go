@@ -81,23 +81,17 @@ func sandboxList(ctx context.Context, m *Meta, args []string) int {
 	if err != nil {
 		return m.fail(err)
 	}
-	var all []client.Sandbox
-	opts := &client.ListOptions{Limit: 200}
-	for {
-		page, err := c.ListSandboxes(ctx, *status, opts)
+	all, err := listAll(func(o *client.ListOptions) ([]client.Sandbox, *string, error) {
+		page, err := c.ListSandboxes(ctx, *status, o)
 		if err != nil {
-			return m.fail(err)
+			return nil, nil, err
 		}
-		all = append(all, page.Items...)
-		if page.NextCursor == nil {
-			break
-		}
-		opts.Cursor = *page.NextCursor
+		return page.Items, page.NextCursor, nil
+	})
+	if err != nil {
+		return m.fail(err)
 	}
 	if m.json {
-		if all == nil {
-			all = []client.Sandbox{}
-		}
 		return m.printJSON(all)
 	}
 	if len(all) == 0 {
@@ -221,4 +215,22 @@ func sandboxDelete(ctx context.Context, m *Meta, args []string) int {
 	}
 	fmt.Fprintf(m.Stdout, "Sandbox %s deleted\n", id)
 	return ExitOK
+}
+
+// listAll follows a list's cursors to the end. It returns an empty, not nil,
+// slice for no items so that -json prints [] rather than null.
+func listAll[T any](page func(*client.ListOptions) ([]T, *string, error)) ([]T, error) {
+	all := []T{}
+	opts := &client.ListOptions{Limit: 200}
+	for {
+		items, next, err := page(opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == nil {
+			return all, nil
+		}
+		opts.Cursor = *next
+	}
 }
