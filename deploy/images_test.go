@@ -20,6 +20,7 @@ import (
 	"github.com/bay-sandbox/bay/internal/testutil"
 	"github.com/bay-sandbox/bay/runtimes/gull"
 	"github.com/bay-sandbox/bay/runtimes/ship"
+	"github.com/bay-sandbox/bay/runtimes/wire"
 )
 
 const (
@@ -105,6 +106,10 @@ func waitHealthy(t *testing.T, url string) {
 	t.Fatalf("%s/health not healthy after 90s: %s", url, last)
 }
 
+// testSecret is the session secret the runtimes are started with, as the
+// gateway hands one to every session's containers.
+const testSecret = "images-test-session-secret"
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -139,10 +144,10 @@ func shellOK(t *testing.T, c *ship.Client, cmd string) string {
 func TestShipImage(t *testing.T) {
 	e := newEngine(t, shipImage)
 	dir := cargo(t)
-	id := e.start("ship", "-p", "127.0.0.1::8123", "-v", dir+":/workspace", shipImage)
+	id := e.start("ship", "-p", "127.0.0.1::8123", "-e", "BAY_RUNTIME_SECRET="+testSecret, "-v", dir+":/workspace", shipImage)
 	url := e.hostURL(id, "8123")
 	waitHealthy(t, url)
-	c := ship.NewClient(url, nil)
+	c := ship.NewClient(url, wire.WithSecret(nil, testSecret))
 	ctx := context.Background()
 
 	res, err := c.PythonExec(ctx, ship.PythonExecRequest{Code: strings.Join([]string{
@@ -209,13 +214,13 @@ func TestShipImage(t *testing.T) {
 func TestGullImageOpensPageServedByShip(t *testing.T) {
 	e := newEngine(t, shipImage, gullImage)
 	dir := cargo(t)
-	shipID := e.start("ship", "-p", "127.0.0.1::8123", "-p", "127.0.0.1::8115", "-v", dir+":/workspace", shipImage)
+	shipID := e.start("ship", "-p", "127.0.0.1::8123", "-p", "127.0.0.1::8115", "-e", "BAY_RUNTIME_SECRET="+testSecret, "-v", dir+":/workspace", shipImage)
 	// Docker's default /dev/shm (64 MiB) on purpose: the image must work with it.
-	e.start("gull", "--network", "container:"+shipID, "-v", dir+":/workspace", gullImage)
+	e.start("gull", "--network", "container:"+shipID, "-e", "BAY_RUNTIME_SECRET="+testSecret, "-v", dir+":/workspace", gullImage)
 	shipURL, gullURL := e.hostURL(shipID, "8123"), e.hostURL(shipID, "8115")
 	waitHealthy(t, shipURL)
 	waitHealthy(t, gullURL)
-	sc, gc := ship.NewClient(shipURL, nil), gull.NewClient(gullURL, nil)
+	sc, gc := ship.NewClient(shipURL, wire.WithSecret(nil, testSecret)), gull.NewClient(gullURL, wire.WithSecret(nil, testSecret))
 	ctx := context.Background()
 
 	if _, err := sc.WriteFile(ctx, ship.WriteFileRequest{Path: "site/index.html", Content: "<!doctype html><title>Served By Ship</title><h1 id=h>hello from the cargo</h1>"}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ type gateway struct {
 	url     string
 	dataDir string
 	cmd     *exec.Cmd
-	logs    *bytes.Buffer
+	logs    *syncBuffer
 	cfgPath string // set by startGateway, for restarts on the same data
 	port    int
 }
@@ -70,7 +71,7 @@ local { grace_period = "3s" }
 func runBay(t *testing.T, cfgPath, dataDir string, port int, env ...string) *gateway {
 	t.Helper()
 	bay := testutil.Binary(t, "bay")
-	g := &gateway{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, logs: &bytes.Buffer{}}
+	g := &gateway{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, logs: &syncBuffer{}}
 	g.cmd = exec.Command(bay, "serve", "--config", cfgPath)
 	g.cmd.Env = testutil.Env(append(testutil.BrowserEnv(), env...)...)
 	g.cmd.Stdout = g.logs
@@ -245,4 +246,23 @@ func runtimePIDs(t *testing.T, sandboxID, runtime string) []int {
 		}
 	}
 	return pids
+}
+
+// syncBuffer collects a process's output: os/exec writes it from its own
+// goroutines while tests read it, so every access holds the lock.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
