@@ -194,7 +194,8 @@ func TestListDir(t *testing.T) {
 		t.Fatalf("file entry = %+v", file)
 	}
 	call(t, s, "POST", "/fs/list_dir", ListDirRequest{ShowHidden: true}, &l)
-	if len(l.Files) != 5 || l.Files[2].Name != ".hidden" {
+	// Hidden entries include the env file Ship wrote at start.
+	if len(l.Files) != 6 || l.Files[2].Name != EnvFile || l.Files[3].Name != ".hidden" {
 		t.Fatalf("with hidden = %+v", l.Files)
 	}
 	// An empty body lists the root.
