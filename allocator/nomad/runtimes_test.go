@@ -94,7 +94,7 @@ func TestNomadRealShipAndGull(t *testing.T) {
 	ctx := ctxT(t, 4*time.Minute)
 	a := newAllocator(t, cfg)
 
-	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "real"})
+	cargo, err := a.CreateCargo(ctx, allocator.CargoSpec{ID: "real", Ready: true}) // the test reads the host path up front
 	if err != nil {
 		t.Fatalf("CreateCargo: %v", err)
 	}
